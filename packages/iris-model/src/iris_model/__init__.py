@@ -1,0 +1,44 @@
+"""Train, evaluate, persist and predict with an Iris LogisticRegression.
+
+Example:
+    >>> import iris_model
+    >>> model, evaluation = iris_model.train(seed=42)
+    >>> model.predict([[5.1, 3.5, 1.4, 0.2]])
+    array([0])
+    >>> iris_model.save(model, "models/iris")
+    >>> model = iris_model.load("models/iris")   # verifies sha256, versions, golden pairs
+
+Only load model files from sources you trust: they are pickles.
+"""
+
+from iris_model._version import __version__
+from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES
+from iris_model.errors import (
+    BatchTooLargeError,
+    InvalidInputError,
+    IrisModelError,
+    ModelIntegrityError,
+    ModelLoadError,
+)
+from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
+from iris_model.persistence import load, read_manifest, save
+from iris_model.training import Evaluation, TrainingResult, train
+
+__all__ = [
+    "CLASS_NAMES",
+    "DEFAULT_MAX_ROWS",
+    "FEATURE_NAMES",
+    "BatchTooLargeError",
+    "Evaluation",
+    "InvalidInputError",
+    "IrisModel",
+    "IrisModelError",
+    "ModelIntegrityError",
+    "ModelLoadError",
+    "TrainingResult",
+    "__version__",
+    "load",
+    "read_manifest",
+    "save",
+    "train",
+]

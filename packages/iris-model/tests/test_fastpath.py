@@ -1,0 +1,109 @@
+"""The fast path gives exactly scikit-learn's classes and probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from iris_model import InvalidInputError, IrisModel
+from iris_model.dataset import load_dataset
+from iris_model.fastpath import EstimatorScorer, LinearScorer, scorer_for
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+# Realistic magnitudes, where probabilities are not all saturated at 0 or 1.
+measurements = st.floats(min_value=-50.0, max_value=50.0, allow_nan=False, width=64)
+
+
+def _sklearn(model: IrisModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return model.estimator.predict(matrix), model.estimator.predict_proba(matrix)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 32), st.just(4)), elements=finite))
+def test_fast_path_equals_sklearn_on_any_finite_input(
+    trained_model: IrisModel, matrix: np.ndarray
+) -> None:
+    """Classes are identical and probabilities agree to 1e-12 for any finite rows.
+
+    The one deliberate difference: rows so large that the scores overflow (sklearn answers
+    NaN) are refused with InvalidInputError.
+    """
+    assert trained_model.uses_fast_path
+    with np.errstate(all="ignore"):
+        scores = trained_model.estimator.decision_function(matrix)
+        classes, probabilities = _sklearn(trained_model, matrix)
+    if not np.isfinite(scores).all():
+        with pytest.raises(InvalidInputError, match="too large to score"):
+            trained_model.predict(matrix)
+        return
+    ours_classes = trained_model.predict(matrix)
+    ours_probabilities = trained_model.predict_proba(matrix)
+    np.testing.assert_array_equal(ours_classes, classes)
+    np.testing.assert_allclose(ours_probabilities, probabilities, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(measurements, min_size=4, max_size=4), min_size=1, max_size=16))
+def test_fast_path_equals_sklearn_on_python_lists(
+    trained_model: IrisModel, rows: list[list[float]]
+) -> None:
+    """Plain lists (as parsed from JSON) give sklearn's exact answers too."""
+    classes, probabilities = _sklearn(trained_model, np.asarray(rows))
+    np.testing.assert_array_equal(trained_model.predict(rows), classes)
+    np.testing.assert_allclose(trained_model.predict_proba(rows), probabilities, rtol=0, atol=1e-12)
+    assert trained_model.predict_labels(rows) == [trained_model.classes[c] for c in classes]
+
+
+def test_fast_path_is_bit_identical_on_the_data_set(trained_model: IrisModel) -> None:
+    """On the 150 real flowers the probabilities are not just close but identical."""
+    features, _ = load_dataset()
+    classes, probabilities = _sklearn(trained_model, features)
+    assert trained_model.predict(features).tolist() == classes.tolist()
+    assert np.array_equal(trained_model.predict_proba(features), probabilities)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        DecisionTreeClassifier(random_state=0),
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+    ],
+    ids=["tree", "pipeline"],
+)
+def test_other_estimators_fall_back_to_sklearn(estimator: object) -> None:
+    """Estimators the fast path does not reproduce are called through scikit-learn."""
+    features, target = load_dataset()
+    estimator.fit(features, target)  # type: ignore[attr-defined]
+    model = IrisModel(estimator)
+    assert not model.uses_fast_path
+    assert isinstance(scorer_for(estimator), EstimatorScorer)
+    assert model.predict(features).tolist() == estimator.predict(features).tolist()  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(model.predict_proba(features), estimator.predict_proba(features))  # type: ignore[attr-defined]
+
+
+def test_binary_logistic_regression_falls_back() -> None:
+    """A two-class LogisticRegression (sigmoid, not softmax) is left to scikit-learn."""
+    features, target = load_dataset()
+    binary = LogisticRegression(max_iter=1000).fit(features, target == 2)
+    assert isinstance(scorer_for(binary), EstimatorScorer)
+    model = IrisModel(binary, classes=("other", "virginica"))
+    assert model.predict(features).tolist() == binary.predict(features).astype(int).tolist()
+
+
+def test_string_labels_map_to_indices() -> None:
+    """The fallback turns string labels into indices into classes_."""
+    features, target = load_dataset()
+    names = np.array(["setosa", "versicolor", "virginica"])[target]
+    tree = DecisionTreeClassifier(random_state=0).fit(features, names)
+    assert IrisModel(tree).predict(features).tolist() == target.tolist()
+
+
+def test_linear_scorer_is_chosen_for_plain_logistic_regression(trained_model: IrisModel) -> None:
+    """The trained model takes the fast path."""
+    assert isinstance(scorer_for(trained_model.estimator), LinearScorer)

@@ -1,0 +1,114 @@
+"""Strict input validation: every malformed input is refused with a message naming the spot."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from iris_model import BatchTooLargeError, InvalidInputError, IrisModel
+
+GOOD = [5.1, 3.5, 1.4, 0.2]
+
+# (id, rows, a fragment the message must contain)
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("none", None, "got null"),
+    ("string", "5.1,3.5,1.4,0.2", "(str)"),
+    ("dict", {"features": GOOD}, "(dict)"),
+    ("number", 5.1, "(float)"),
+    ("empty-list", [], "empty input"),
+    ("empty-row", [[]], "row 0: expected 4 numbers, got 0"),
+    ("too-few", [5.1, 3.5, 1.4], "row 0: expected 4 numbers, got 3"),
+    ("too-many", [5.1, 3.5, 1.4, 0.2, 9.9], "row 0: expected 4 numbers, got 5"),
+    ("bool", [5.1, True, 1.4, 0.2], "row 0, column 1: expected a finite number, got True (bool)"),
+    ("numpy-bool", [5.1, 3.5, np.bool_(False), 0.2], "row 0, column 2"),
+    ("str-number", [5.1, 3.5, "1.4", 0.2], "row 0, column 2: expected a finite number, got '1.4'"),
+    ("null-value", [5.1, 3.5, 1.4, None], "row 0, column 3: expected a finite number, got null"),
+    ("nan", [math.nan, 3.5, 1.4, 0.2], "row 0, column 0: expected a finite number, got nan"),
+    ("inf", [5.1, math.inf, 1.4, 0.2], "row 0, column 1: expected a finite number, got inf"),
+    ("-inf", [5.1, 3.5, -math.inf, 0.2], "row 0, column 2: expected a finite number, got -inf"),
+    ("huge-int", [10**400, 3.5, 1.4, 0.2], "row 0, column 0:"),
+    ("nested", [5.1, [3.5], 1.4, 0.2], "row 0, column 1: expected a finite number, got a list"),
+    ("ragged", [GOOD, [5.1, 3.5, 1.4]], "row 1: expected 4 numbers, got 3"),
+    ("row-not-list", [GOOD, 5.1], "row 1: expected a list of 4 numbers, got 5.1 (float)"),
+    ("bad-in-row-2", [GOOD, GOOD, [1, 2, "x", 4]], "row 2, column 2"),
+    ("complex", [5.1, 3.5, 1.4, 1j], "row 0, column 3"),
+    ("array-str", np.array([["a", "b", "c", "d"]]), "dtype <U1"),
+    ("array-bool", np.ones((2, 4), dtype=bool), "dtype bool"),
+    ("array-shape", np.zeros((2, 3)), "got shape (2, 3)"),
+    ("array-3d", np.zeros((1, 2, 4)), "got shape (1, 2, 4)"),
+    ("array-empty", np.zeros((0, 4)), "empty input"),
+    ("array-nan", np.array([GOOD, [1.0, np.nan, 1.0, 1.0]]), "row 1, column 1"),
+    ("array-object-none", np.array([[1.0, None, 1.0, 1.0]], dtype=object), "row 0, column 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rows", "fragment"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
+def test_malformed_input_raises_the_domain_error(
+    trained_model: IrisModel, rows: Any, fragment: str
+) -> None:
+    """It refuses every malformed input with InvalidInputError naming what is wrong."""
+    for method in (trained_model.predict, trained_model.predict_proba, trained_model.validate):
+        with pytest.raises(InvalidInputError) as info:
+            method(rows)
+        assert fragment in str(info.value)
+        assert not isinstance(info.value, BatchTooLargeError)
+
+
+def test_long_values_are_shortened_in_messages(trained_model: IrisModel) -> None:
+    """It keeps error messages short even for huge offending values."""
+    with pytest.raises(InvalidInputError) as info:
+        trained_model.predict([["x" * 1000, 1, 1, 1]])
+    assert len(str(info.value)) < 120
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [GOOD] * 11,
+        np.zeros((11, 4)),
+    ],
+    ids=["list", "array"],
+)
+def test_batches_over_the_limit_raise_batch_too_large(trained_model: IrisModel, rows: Any) -> None:
+    """It refuses a batch over max_rows with BatchTooLargeError, a kind of InvalidInputError."""
+    model = IrisModel(trained_model.estimator, max_rows=10)
+    with pytest.raises(BatchTooLargeError, match="batch of 11 rows exceeds the limit of 10"):
+        model.predict(rows)
+    assert model.predict(rows[:10]).shape == (10,)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        GOOD,
+        [GOOD],
+        (5.1, 3.5, 1.4, 0.2),
+        [[5, 3, 1, 0]],
+        [np.float64(5.1), np.float32(3.5), np.int64(1), 0.2],
+        np.array(GOOD),
+        np.array([GOOD], dtype=np.float32),
+        np.array([[5, 3, 1, 0]], dtype=np.int64),
+        np.array([GOOD], dtype=object),
+    ],
+    ids=["row", "batch", "tuple", "ints", "numpy-scalars", "1d", "float32", "int64", "object"],
+)
+def test_accepts_real_numbers_in_any_plain_container(trained_model: IrisModel, rows: Any) -> None:
+    """It accepts one row or a batch, as lists, tuples or arrays of real numbers."""
+    matrix = trained_model.validate(rows)
+    assert matrix.dtype == np.float64
+    assert matrix.shape == (1, 4)
+    assert matrix.flags.c_contiguous
+    np.testing.assert_allclose(matrix[0], np.asarray(rows, dtype=np.float64).reshape(-1), rtol=1e-6)
+
+
+def test_validation_keeps_values_exactly(trained_model: IrisModel) -> None:
+    """It converts without rounding: what comes out is what went in."""
+    rows = [[0.1, 1e-300, 123456789.123, -2.5], [1, 2, 3, 4]]
+    assert trained_model.validate(rows).tolist() == [
+        [0.1, 1e-300, 123456789.123, -2.5],
+        [1.0, 2.0, 3.0, 4.0],
+    ]
