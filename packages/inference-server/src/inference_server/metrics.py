@@ -1,0 +1,142 @@
+"""Prometheus metrics, in multiprocess mode under Gunicorn.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (the Gunicorn config sets it before any worker
+imports prometheus-client), every worker writes its samples to that directory and
+``GET /metrics`` aggregates them; the Gunicorn ``child_exit`` hook marks dead workers.
+Without it (tests, ``flask run``) each app has its own in-memory registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import iris_model
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+#: Key of the ``Metrics`` object in ``app.extensions``.
+METRICS_KEY = "inference_server.metrics"
+UNMATCHED_ROUTE = "<unmatched>"
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+ROW_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
+
+blueprint = Blueprint("metrics", __name__)
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Metrics:
+    """The service's metrics, bound to one registry."""
+
+    def __init__(self, model: iris_model.IrisModel, multiprocess_dir: str | None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir
+        registry = self.registry
+        self.latency = Histogram(
+            "inference_request_duration_seconds",
+            "Time to answer a request, by route, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "inference_errors",
+            "Error responses (status >= 400), by route and status.",
+            ["route", "status"],
+            registry=registry,
+        )
+        self.predictions = Counter(
+            "inference_predictions",
+            "Predicted rows, by predicted class.",
+            ["class_name"],
+            registry=registry,
+        )
+        self.rows = Histogram(
+            "inference_rows_per_request",
+            "Rows scored per prediction request.",
+            buckets=ROW_BUCKETS,
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "inference_model_info",
+            "The served model (value 1): artifact sha256 and library versions.",
+            ["sha256", "sklearn_version", "iris_model_version", "server_version"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.model_info.labels(
+            sha256=model.sha256 or "unsaved",
+            sklearn_version=_package_version("scikit-learn"),
+            iris_model_version=_package_version("iris-model"),
+            server_version=_package_version("inference-server"),
+        ).set(1)
+        self._class_counters = [self.predictions.labels(class_name=name) for name in model.classes]
+        if multiprocess_dir:
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        else:
+            self.exposition = registry
+
+    def observe_predictions(self, indices: Sequence[int]) -> None:
+        """Count one prediction request of ``len(indices)`` rows and its predicted classes."""
+        self.rows.observe(len(indices))
+        counts = [0] * len(self._class_counters)
+        for index in indices:
+            counts[index] += 1
+        for counter, count in zip(self._class_counters, counts, strict=True):
+            if count:
+                counter.inc(count)
+
+    def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Record one answered request."""
+        status_text = str(status)
+        self.latency.labels(route, method, status_text).observe(seconds)
+        if status >= 400:
+            self.errors.labels(route, status_text).inc()
+
+
+def _observe(response: Response) -> Response:
+    started = g.get("started")
+    if started is not None:
+        rule = request.url_rule
+        metrics: Metrics = current_app.extensions[METRICS_KEY]
+        metrics.observe_response(
+            rule.rule if rule is not None else UNMATCHED_ROUTE,
+            request.method,
+            response.status_code,
+            time.perf_counter() - started,
+        )
+    return response
+
+
+@blueprint.get("/metrics")
+def exposition() -> Response:
+    """Prometheus text exposition of every worker's metrics."""
+    metrics: Metrics = current_app.extensions[METRICS_KEY]
+    return Response(generate_latest(metrics.exposition), content_type=CONTENT_TYPE_LATEST)
+
+
+def init_metrics(app: Flask, model: iris_model.IrisModel) -> Metrics:
+    """Create the metrics, hook them into every response and add ``GET /metrics``."""
+    metrics = Metrics(model, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    app.extensions[METRICS_KEY] = metrics
+    app.after_request(_observe)
+    app.register_blueprint(blueprint)
+    return metrics

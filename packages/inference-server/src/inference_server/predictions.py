@@ -1,0 +1,87 @@
+"""The one call path from parsed JSON rows to plain-Python predictions.
+
+The library validates and scores; this module only converts NumPy results to ``int``/
+``float``/``str`` (so encoding never meets ``np.int64``) and counts them in the metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import iris_model
+from flask import current_app
+
+from inference_server.errors import ApiError
+from inference_server.metrics import METRICS_KEY, Metrics
+
+#: Key of the served ``IrisModel`` in ``app.extensions``.
+MODEL_KEY = "iris_model"
+#: The model's name in KServe V1 and Open Inference Protocol V2 URLs.
+MODEL_NAME = "iris"
+#: Largest accepted |feature| (documented in the OpenAPI schema). Flowers are measured in
+#: centimetres; far beyond this the library refuses rows whose scores overflow, a limit that
+#: depends on the coefficients and so cannot be written in a schema.
+MAX_ABS_FEATURE = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """Predictions for a batch of rows.
+
+    Attributes:
+        indices: Class index of each row.
+        labels: Class label of each row.
+        probabilities: Probability of each class for each row (columns in ``classes`` order),
+            or None when not requested.
+        classes: The model's class labels.
+    """
+
+    indices: list[int]
+    labels: list[str]
+    probabilities: list[list[float]] | None
+    classes: tuple[str, ...]
+
+    def labelled_probabilities(self) -> list[dict[str, float]]:
+        """Each row's probabilities keyed by class label."""
+        if self.probabilities is None:
+            return []
+        return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities]
+
+
+def _raise_out_of_range(rows: list[list[float]]) -> None:
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            if abs(value) > MAX_ABS_FEATURE:
+                raise ApiError(
+                    400,
+                    f"row {i}, column {j}: {value!r} is outside"
+                    f" [-{MAX_ABS_FEATURE:g}, {MAX_ABS_FEATURE:g}]",
+                )
+
+
+def current_model() -> iris_model.IrisModel:
+    """The model served by the current app."""
+    model: iris_model.IrisModel = current_app.extensions[MODEL_KEY]
+    return model
+
+
+def predict(rows: Any, *, probabilities: bool) -> Predictions:
+    """Validate and score ``rows`` (a list of rows) with the current app's model.
+
+    Raises:
+        iris_model.InvalidInputError: Malformed rows (answered with 400).
+        iris_model.BatchTooLargeError: More rows than the configured limit (413).
+    """
+    model = current_model()
+    matrix = model.validate(rows)
+    if float(abs(matrix).max()) > MAX_ABS_FEATURE:
+        _raise_out_of_range(matrix.tolist())
+    indices: list[int] = model.predict(matrix).tolist()
+    proba: list[list[float]] | None = (
+        model.predict_proba(matrix).tolist() if probabilities else None
+    )
+    metrics: Metrics = current_app.extensions[METRICS_KEY]
+    metrics.observe_predictions(indices)
+    classes = model.classes
+    return Predictions(indices, [classes[i] for i in indices], proba, classes)

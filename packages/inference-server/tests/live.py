@@ -1,0 +1,111 @@
+"""Start and stop real `inference-server` processes on 127.0.0.1 for the live tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 120.0  # a busy 2-core CI box imports scikit-learn slowly
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url``; return status and body (also for HTTP errors)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def children(pid: int) -> list[int]:
+    """PIDs of the direct children of ``pid`` (the Gunicorn workers of a master)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+@dataclass
+class Server:
+    """A running inference-server (the Popen is the Gunicorn master itself)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def workers(self) -> list[int]:
+        """PIDs of the current workers."""
+        return children(self.process.pid)
+
+    def wait_ready(self, n_workers: int, timeout: float = START_TIMEOUT) -> None:
+        """Wait until every worker has booted and /readyz answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-20000:]}")
+            booted = self.log.read_text().count("trained the default model")
+            with contextlib.suppress(OSError):
+                if booted >= n_workers and get(f"{self.url}/readyz", timeout=2)[0] == 200:
+                    return
+            time.sleep(0.25)
+        raise TimeoutError(f"server not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM this server (only this PID) and reap it; SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Server]:
+    """Run ``python -m inference_server`` on a free 127.0.0.1 port until the block ends."""
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("INFERENCE_")},
+        "WEB_CONCURRENCY": str(workers),
+        "INFERENCE_BIND": f"127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"),
+        **env,
+    }
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inference_server"],
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, port, log)
+    try:
+        server.wait_ready(workers)
+        yield server
+    finally:
+        server.stop()

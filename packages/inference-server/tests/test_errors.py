@@ -1,0 +1,81 @@
+"""Every error, Werkzeug's and the library's, is a JSON {"error": ...} with its status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import iris_model
+import pytest
+from flask import Flask
+from inference_server.errors import ApiError
+
+
+@pytest.fixture
+def faulty_app(make_app: Callable[..., Flask]) -> Flask:
+    """An app with extra routes that raise on purpose."""
+    app = make_app()
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    @app.get("/model-gone")
+    def model_gone() -> str:
+        raise iris_model.ModelLoadError("golden pair 0 no longer reproduces: secret")
+
+    @app.get("/details")
+    def details() -> str:
+        raise ApiError(422, "several problems", ["one", "two"])
+
+    app.testing = False  # let Flask handle exceptions as in production
+    return app
+
+
+def test_404_is_json(app: Flask) -> None:
+    """Unknown paths are a JSON 404."""
+    response = app.test_client().get("/no/such/path")
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    assert "not found" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("put", "/predict", {"POST"}),
+        ("get", "/predict", {"POST"}),
+        ("post", "/healthz", {"GET", "HEAD"}),
+        ("delete", "/v2/models/iris/infer", {"POST"}),
+        ("options", "/", {"GET", "HEAD"}),
+    ],
+)
+def test_405_keeps_allow_header(app: Flask, method: str, path: str, allow: set[str]) -> None:
+    """A disallowed method is a JSON 405 that still lists the allowed methods."""
+    response = getattr(app.test_client(), method)(path)
+    assert response.status_code == 405
+    assert response.mimetype == "application/json"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == allow
+    assert "error" in response.get_json()
+
+
+def test_500_hides_exception_text(faulty_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug answers a fixed 500 message; the exception text is only logged."""
+    response = faulty_app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal server error"}
+    assert "secret" not in response.get_data(as_text=True)
+    assert "secret internal detail" in caplog.text
+
+
+def test_model_load_error_is_503_without_details(faulty_app: Flask) -> None:
+    """A ModelLoadError at request time is 503 with a generic message."""
+    response = faulty_app.test_client().get("/model-gone")
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "model is not available"}
+
+
+def test_api_error_details(faulty_app: Flask) -> None:
+    """ApiError carries an optional details list."""
+    response = faulty_app.test_client().get("/details")
+    assert response.status_code == 422
+    assert response.get_json() == {"error": "several problems", "details": ["one", "two"]}

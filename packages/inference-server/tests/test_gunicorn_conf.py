@@ -1,0 +1,149 @@
+"""The Gunicorn configuration module: environment-driven settings and hooks."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import inference_server.gunicorn_conf as conf_module
+import pytest
+from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+
+GUNICORN_ENV = (
+    "INFERENCE_BIND",
+    "WEB_CONCURRENCY",
+    "INFERENCE_THREADS",
+    "INFERENCE_TIMEOUT",
+    "INFERENCE_GRACEFUL_TIMEOUT",
+    "INFERENCE_KEEPALIVE",
+    "INFERENCE_MAX_REQUESTS",
+    "INFERENCE_MAX_REQUESTS_JITTER",
+    "INFERENCE_LOG_LEVEL",
+)
+
+
+@pytest.fixture
+def load_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """Re-import the config module under a given environment."""
+    for name in GUNICORN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+
+    def load(**env: str) -> ModuleType:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return importlib.reload(conf_module)
+
+    return load
+
+
+def test_defaults(load_conf: Any) -> None:
+    """Port 5000, 2 gthread workers, 20 s graceful timeout, no control socket, tmpfs heartbeat."""
+    conf = load_conf()
+    assert conf.bind == ["0.0.0.0:5000"]
+    assert conf.workers == 2
+    assert conf.worker_class == "gevent"
+    assert conf.threads == 4
+    assert conf.timeout == 30
+    assert conf.graceful_timeout == 20
+    assert conf.max_requests == 0
+    assert conf.control_socket_disable is True
+    assert conf.preload_app is False
+    assert conf.accesslog is None
+    assert conf.worker_tmp_dir in ("/dev/shm", None)  # noqa: S108
+    assert conf.logconfig_dict["handlers"]["stdout"]["stream"] == "ext://sys.stdout"
+
+
+def test_environment_overrides(load_conf: Any) -> None:
+    """Every setting follows its variable; jitter defaults to 10% of max_requests."""
+    conf = load_conf(
+        INFERENCE_BIND="127.0.0.1:8080",
+        WEB_CONCURRENCY="3",
+        INFERENCE_THREADS="8",
+        INFERENCE_TIMEOUT="60",
+        INFERENCE_GRACEFUL_TIMEOUT="5",
+        INFERENCE_KEEPALIVE="2",
+        INFERENCE_MAX_REQUESTS="1000",
+    )
+    assert conf.bind == ["127.0.0.1:8080"]
+    assert (conf.workers, conf.threads, conf.timeout) == (3, 8, 60)
+    assert (conf.graceful_timeout, conf.keepalive) == (5, 2)
+    assert (conf.max_requests, conf.max_requests_jitter) == (1000, 100)
+
+
+def test_jitter_is_at_least_ten_percent(load_conf: Any) -> None:
+    """A smaller jitter is raised to 10 %; a larger one is kept."""
+    assert (
+        load_conf(
+            INFERENCE_MAX_REQUESTS="500", INFERENCE_MAX_REQUESTS_JITTER="5"
+        ).max_requests_jitter
+        == 50
+    )
+    assert load_conf(INFERENCE_MAX_REQUESTS_JITTER="80").max_requests_jitter == 80
+
+
+@pytest.mark.parametrize("value", ["two", "-1"])
+def test_invalid_numbers_stop_start_up(load_conf: Any, value: str) -> None:
+    """A non-integer or negative value stops Gunicorn with a message naming the variable."""
+    with pytest.raises(SystemExit, match="WEB_CONCURRENCY"):
+        load_conf(WEB_CONCURRENCY=value)
+
+
+def test_on_starting_empties_the_metrics_directory(load_conf: Any, tmp_path: Path) -> None:
+    """Stale multiprocess files of a previous run are removed at start."""
+    conf = load_conf()
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"old")
+    (directory / "keep.txt").write_text("x")
+    conf.on_starting(None)
+    assert not (directory / "counter_1.db").exists()
+    assert (directory / "keep.txt").exists()
+
+
+def test_sigterm_flips_readiness_then_calls_gunicorn(load_conf: Any) -> None:
+    """post_worker_init wraps the worker's SIGTERM handler: readiness first, then Gunicorn's."""
+    conf = load_conf()
+    lifecycle = Lifecycle()
+    lifecycle.mark_ready()
+    calls: list[int] = []
+    worker = SimpleNamespace(wsgi=SimpleNamespace(extensions={LIFECYCLE_KEY: lifecycle}))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    try:
+        conf.post_worker_init(worker)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not lifecycle.ready
+    assert lifecycle.reason == "shutting down"
+    assert calls == [signal.SIGTERM]
+
+
+def test_child_exit_marks_worker_dead(load_conf: Any, tmp_path: Path) -> None:
+    """child_exit removes the dead worker's live-gauge files."""
+    conf = load_conf()
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "gauge_livesum_4242.db").write_bytes(b"")
+    (directory / "gauge_livesum_4243.db").write_bytes(b"")
+    conf.child_exit(None, SimpleNamespace(pid=4242))
+    assert not (directory / "gauge_livesum_4242.db").exists()
+    assert (directory / "gauge_livesum_4243.db").exists()
+
+
+def test_other_wsgi_apps_are_left_alone(load_conf: Any) -> None:
+    """With an app that is not ours, post_worker_init only warns and keeps Gunicorn's handler."""
+    conf = load_conf()
+    warnings: list[str] = []
+    worker = SimpleNamespace(
+        wsgi=lambda environ, start: [], log=SimpleNamespace(warning=warnings.append)
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    conf.post_worker_init(worker)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert warnings
