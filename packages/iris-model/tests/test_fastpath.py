@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from iris_model import InvalidInputError, IrisModel
+from iris_model import MAX_ABS_FEATURE, InvalidInputError, IrisModel
 from iris_model.dataset import load_dataset
 from iris_model.fastpath import EstimatorScorer, LinearScorer, scorer_for
 from sklearn.linear_model import LogisticRegression
@@ -16,6 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+# Everything the validation accepts: finite values within ±MAX_ABS_FEATURE.
+accepted = st.floats(min_value=-MAX_ABS_FEATURE, max_value=MAX_ABS_FEATURE, width=64)
 # Realistic magnitudes, where probabilities are not all saturated at 0 or 1.
 measurements = st.floats(min_value=-50.0, max_value=50.0, allow_nan=False, width=64)
 
@@ -25,27 +29,38 @@ def _sklearn(model: IrisModel, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 @settings(max_examples=300, deadline=None)
-@given(arrays(np.float64, st.tuples(st.integers(1, 32), st.just(4)), elements=finite))
-def test_fast_path_equals_sklearn_on_any_finite_input(
+@given(arrays(np.float64, st.tuples(st.integers(1, 32), st.just(4)), elements=accepted))
+def test_fast_path_equals_sklearn_on_any_accepted_input(
     trained_model: IrisModel, matrix: np.ndarray
 ) -> None:
-    """Classes are identical and probabilities agree to 1e-12 for any finite rows.
-
-    The one deliberate difference: rows so large that the scores overflow (sklearn answers
-    NaN) are refused with InvalidInputError.
-    """
+    """Classes are identical and probabilities agree to 1e-12 for every accepted row."""
     assert trained_model.uses_fast_path
-    with np.errstate(all="ignore"):
-        scores = trained_model.estimator.decision_function(matrix)
-        classes, probabilities = _sklearn(trained_model, matrix)
-    if not np.isfinite(scores).all():
-        with pytest.raises(InvalidInputError, match="too large to score"):
-            trained_model.predict(matrix)
-        return
-    ours_classes = trained_model.predict(matrix)
-    ours_probabilities = trained_model.predict_proba(matrix)
-    np.testing.assert_array_equal(ours_classes, classes)
-    np.testing.assert_allclose(ours_probabilities, probabilities, rtol=0, atol=1e-12)
+    classes, probabilities = _sklearn(trained_model, matrix)
+    np.testing.assert_array_equal(trained_model.predict(matrix), classes)
+    np.testing.assert_allclose(
+        trained_model.predict_proba(matrix), probabilities, rtol=0, atol=1e-12
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 8), st.just(4)), elements=finite).filter(
+        lambda m: np.abs(m).max() > MAX_ABS_FEATURE
+    )
+)
+def test_rows_beyond_the_bound_are_refused(trained_model: IrisModel, matrix: np.ndarray) -> None:
+    """Finite rows beyond ±MAX_ABS_FEATURE are refused, never scored."""
+    with pytest.raises(InvalidInputError, match="is outside"):
+        trained_model.predict(matrix)
+
+
+def test_overflowing_scores_are_refused(trained_model: IrisModel) -> None:
+    """A model whose scores overflow refuses the row instead of answering NaN."""
+    estimator = copy.deepcopy(trained_model.estimator)
+    estimator.coef_ = estimator.coef_ * 1e305
+    model = IrisModel(estimator)
+    with pytest.raises(InvalidInputError, match="row 1: values too large to score"):
+        model.predict([[0, 0, 0, 0], [900_000, 0, 0, 0]])
 
 
 @settings(max_examples=200, deadline=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import iris_model
 import numpy as np
 import pytest
 from iris_model import BatchTooLargeError, InvalidInputError, IrisModel
@@ -29,6 +30,21 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("inf", [5.1, math.inf, 1.4, 0.2], "row 0, column 1: expected a finite number, got inf"),
     ("-inf", [5.1, 3.5, -math.inf, 0.2], "row 0, column 2: expected a finite number, got -inf"),
     ("huge-int", [10**400, 3.5, 1.4, 0.2], "row 0, column 0:"),
+    (
+        "out-of-range",
+        [5.1, 3.5, 1.4, 1e6 + 1],
+        "row 0, column 3: 1000001.0 is outside [-1e+06, 1e+06]",
+    ),
+    (
+        "out-of-range-neg",
+        [[1, 2, 3, 4], [-2e6, 3.5, 1.4, 0.2]],
+        "row 1, column 0: -2000000.0 is outside",
+    ),
+    (
+        "array-out-of-range",
+        np.array([GOOD, [1.0, 1.0, 5e7, 1.0]]),
+        "row 1, column 2: 50000000.0 is outside",
+    ),
     ("nested", [5.1, [3.5], 1.4, 0.2], "row 0, column 1: expected a finite number, got a list"),
     ("ragged", [GOOD, [5.1, 3.5, 1.4]], "row 1: expected 4 numbers, got 3"),
     ("row-not-list", [GOOD, 5.1], "row 1: expected a list of 4 numbers, got 5.1 (float)"),
@@ -105,10 +121,17 @@ def test_accepts_real_numbers_in_any_plain_container(trained_model: IrisModel, r
     np.testing.assert_allclose(matrix[0], np.asarray(rows, dtype=np.float64).reshape(-1), rtol=1e-6)
 
 
+def test_the_bound_itself_is_accepted(trained_model: IrisModel) -> None:
+    """±MAX_ABS_FEATURE is inside the accepted range."""
+    bound = iris_model.MAX_ABS_FEATURE
+    assert trained_model.validate([[bound, -bound, 0, 1]]).tolist() == [[bound, -bound, 0.0, 1.0]]
+    assert trained_model.validate(np.array([bound, -bound, 0, 1])).shape == (1, 4)
+
+
 def test_validation_keeps_values_exactly(trained_model: IrisModel) -> None:
     """It converts without rounding: what comes out is what went in."""
-    rows = [[0.1, 1e-300, 123456789.123, -2.5], [1, 2, 3, 4]]
+    rows = [[0.1, 1e-300, 123456.789, -2.5], [1, 2, 3, 4]]
     assert trained_model.validate(rows).tolist() == [
-        [0.1, 1e-300, 123456789.123, -2.5],
+        [0.1, 1e-300, 123456.789, -2.5],
         [1.0, 2.0, 3.0, 4.0],
     ]

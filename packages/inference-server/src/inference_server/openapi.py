@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app
 import inference_server
 from inference_server.config import Settings
 from inference_server.jsonio import dumps
-from inference_server.predictions import MAX_ABS_FEATURE, MODEL_NAME
+from inference_server.predictions import MODEL_NAME
 
 #: Key of the encoded document in ``app.extensions``.
 OPENAPI_KEY = "inference_server.openapi"
@@ -44,7 +44,11 @@ def _error(name: str) -> dict[str, str]:
 def _schemas(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
     n_features = model.n_features
     classes = list(model.classes)
-    number = {"type": "number", "minimum": -MAX_ABS_FEATURE, "maximum": MAX_ABS_FEATURE}
+    number = {
+        "type": "number",
+        "minimum": -iris_model.MAX_ABS_FEATURE,
+        "maximum": iris_model.MAX_ABS_FEATURE,
+    }
     row = {
         "type": "array",
         "description": "One flower: " + ", ".join(model.feature_names) + ".",

@@ -23,11 +23,13 @@ from iris_model.errors import (
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
 from iris_model.persistence import load, read_manifest, save
 from iris_model.training import Evaluation, TrainingResult, train
+from iris_model.validation import MAX_ABS_FEATURE
 
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_MAX_ROWS",
     "FEATURE_NAMES",
+    "MAX_ABS_FEATURE",
     "BatchTooLargeError",
     "Evaluation",
     "InvalidInputError",

@@ -1,9 +1,10 @@
 """Strict conversion of user-supplied rows into a float matrix.
 
-Nothing is coerced: booleans, strings, None, NaN, infinities, ragged rows and empty or
-oversized batches are refused with an :class:`InvalidInputError` that names the row and
-column. Well-formed input takes a fast path that checks types in bulk; only malformed input
-pays for the element-by-element walk that finds the first culprit.
+Nothing is coerced: booleans, strings, None, NaN, infinities, values beyond
+±``MAX_ABS_FEATURE``, ragged rows and empty or oversized batches are refused with an
+:class:`InvalidInputError` that names the row and column. Well-formed input takes a fast
+path that checks types in bulk; only malformed input pays for the element-by-element walk
+that finds the first culprit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import numpy.typing as npt
 from iris_model.errors import BatchTooLargeError, InvalidInputError
 
 Matrix = npt.NDArray[np.float64]
+
+#: Largest accepted |feature|. Flowers are measured in centimetres; the bound keeps every
+#: score finite (sklearn would answer NaN probabilities for rows near 1e308) and is a limit
+#: clients and schemas can state, unlike an overflow that depends on the coefficients.
+MAX_ABS_FEATURE = 1e6
 
 _PLAIN_NUMBER_TYPES = frozenset({int, float})
 _ROW_TYPES = (list, tuple)
@@ -73,10 +79,10 @@ def _fast_convert(batch: Sequence[Any], n_features: int) -> Matrix | None:
         flat = np.fromiter(chain.from_iterable(batch), np.float64, len(batch) * n_features)
     except OverflowError:  # an int beyond float64's range
         return None
-    matrix = flat.reshape(len(batch), n_features)
-    if not np.isfinite(matrix).all():
+    # One comparison rejects NaN, ±inf and out-of-range values alike (NaN compares False).
+    if not np.abs(flat).max() <= MAX_ABS_FEATURE:
         return None
-    return matrix
+    return flat.reshape(len(batch), n_features)
 
 
 def _slow_convert(batch: Sequence[Any], n_features: int) -> Matrix:
@@ -112,6 +118,8 @@ def _to_float(value: Any, i: int, j: int) -> float:
         ) from None
     if not math.isfinite(number):
         raise InvalidInputError(f"row {i}, column {j}: expected a finite number, got {number}")
+    if abs(number) > MAX_ABS_FEATURE:
+        raise InvalidInputError(_out_of_range(i, j, number))
     return number
 
 
@@ -131,13 +139,20 @@ def _from_array(array: npt.NDArray[Any], *, n_features: int, max_rows: int) -> M
         raise InvalidInputError("empty input: expected at least one row")
     _check_batch_size(array.shape[0], max_rows)
     matrix = np.ascontiguousarray(array, dtype=np.float64)
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        i, j = (int(k) for k in np.argwhere(~finite)[0])
-        raise InvalidInputError(
-            f"row {i}, column {j}: expected a finite number, got {matrix[i, j]}"
-        )
+    magnitude = np.abs(matrix)
+    if not magnitude.max() <= MAX_ABS_FEATURE:
+        finite = np.isfinite(matrix)
+        i, j = (int(k) for k in np.argwhere(~(finite & (magnitude <= MAX_ABS_FEATURE)))[0])
+        if not finite[i, j]:
+            raise InvalidInputError(
+                f"row {i}, column {j}: expected a finite number, got {matrix[i, j]}"
+            )
+        raise InvalidInputError(_out_of_range(i, j, float(matrix[i, j])))
     return matrix
+
+
+def _out_of_range(i: int, j: int, number: float) -> str:
+    return f"row {i}, column {j}: {number!r} is outside [-{MAX_ABS_FEATURE:g}, {MAX_ABS_FEATURE:g}]"
 
 
 def _describe(value: Any) -> str:
