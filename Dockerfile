@@ -1,0 +1,99 @@
+# Production image of the Iris inference server.
+#
+#   docker build -t ml-model .                                   # from the package index
+#   docker build --network none \
+#       --build-arg PYTHON_IMAGE=local/python:3.11-bookworm \
+#       --build-arg PIP_NO_INDEX=1 -t ml-model .                 # air-gapped, from ./wheelhouse
+#
+# Works with the legacy builder and with BuildKit (no syntax directive, no RUN --mount),
+# so docker-py/testcontainers can build it too. See tools/container/README.md.
+
+# checkov:skip=CKV_DOCKER_7:FROM uses ${PYTHON_IMAGE}, whose default is the pinned python:3.12-slim
+ARG PYTHON_IMAGE=python:3.12-slim
+
+# ---------------------------------------------------------------------------------------
+# builder: a venv with both workspace packages and their locked dependencies, plus the
+# model trained and verified at build time (pickling and loading sklearn always match).
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+# PIP_NO_INDEX=1 (air-gapped): install only from the wheelhouse copied below.
+ARG PIP_NO_INDEX
+# `wheelhouse*` matches nothing in a normal build: pip then uses the index. The
+# requirements are exported from uv.lock with hashes, so the image gets the locked
+# versions in both modes.
+COPY tools/container/requirements.txt wheelhouse* /build/wheels/
+RUN python -m pip install --require-hashes --only-binary=:all: \
+        --find-links /build/wheels -r /build/wheels/requirements.txt \
+    # Not needed at run time: the dependencies' test suites (~60 MB).
+    && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
+
+# The workspace packages are built from the sources in the context (hatchling comes from the
+# index, or from the wheelhouse when PIP_NO_INDEX=1). The library and the model first, so an
+# edit of the server does not retrain.
+COPY packages/iris-model /build/src/iris-model
+RUN python -m pip install --no-deps --find-links /build/wheels /build/src/iris-model \
+    && iris-model train --output /opt/model \
+    && iris-model verify /opt/model
+
+COPY packages/inference-server /build/src/inference-server
+RUN python -m pip install --no-deps --find-links /build/wheels /build/src/inference-server \
+    && python -m pip check \
+    && python -m pip uninstall --yes pip setuptools \
+    && rm -rf /build
+
+# ---------------------------------------------------------------------------------------
+# runtime: the venv and the model only; non-root, read-only friendly (only /tmp is written).
+FROM ${PYTHON_IMAGE} AS runtime
+
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/model /opt/model
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1 \
+    INFERENCE_MODEL_DIR=/opt/model \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus-multiproc
+
+USER 10001:10001
+EXPOSE 5000
+
+# /readyz, not /healthz: Docker's "healthy" is what `docker compose` depends_on and
+# load balancers in front of plain Docker gate traffic on, i.e. readiness (model loaded,
+# not draining). Liveness-only restarts are an orchestrator concern (Kubernetes probes
+# /healthz itself and ignores HEALTHCHECK). The port follows INFERENCE_BIND.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('INFERENCE_BIND', ':5000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2)"]
+
+# Exec form: inference-server becomes Gunicorn's master as PID 1, so `docker stop`'s
+# SIGTERM starts Gunicorn's graceful shutdown (INFERENCE_GRACEFUL_TIMEOUT).
+ENTRYPOINT ["inference-server"]
+
+# Last, so that changing them only touches metadata.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=unknown
+ARG PYTHON_IMAGE
+LABEL org.opencontainers.image.title="ml-model" \
+      org.opencontainers.image.description="Iris LogisticRegression inference server (Flask/Gunicorn; seed, KServe V1, Open Inference Protocol V2)" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
