@@ -61,6 +61,10 @@ def test_overflowing_scores_are_refused(trained_model: IrisModel) -> None:
     model = IrisModel(estimator)
     with pytest.raises(InvalidInputError, match="row 1: values too large to score"):
         model.predict([[0, 0, 0, 0], [900_000, 0, 0, 0]])
+    # Rows that do not overflow are still scored exactly like sklearn does.
+    with np.errstate(all="ignore"):
+        expected = estimator.predict_proba(np.zeros((1, 4)))
+    np.testing.assert_array_equal(model.predict_proba([0, 0, 0, 0]), expected)
 
 
 @settings(max_examples=200, deadline=None)
