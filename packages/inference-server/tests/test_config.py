@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+
 from inference_server.config import DEFAULTS, SETTINGS_KEY, ConfigError, load_settings, parse_tokens
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import iris_model
 import pytest
 from flask import Flask
+
+import iris_model
 from inference_server.errors import ApiError
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-import inference_server.gunicorn_conf as conf_module
 import pytest
+
+import inference_server.gunicorn_conf as conf_module
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
 
 GUNICORN_ENV = (

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
+
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
 from inference_server import jsonio
 
 from .conftest import SETOSA

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
+
 from inference_server.logs import ACCESS_LOGGER
 
 from .conftest import SETOSA

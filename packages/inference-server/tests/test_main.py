@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from flask import Flask
+
 from inference_server import __main__ as cli
 
 

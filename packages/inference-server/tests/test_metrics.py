@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import iris_model
 from flask import Flask
-from inference_server.metrics import METRICS_KEY, Metrics
 from prometheus_client.parser import text_string_to_metric_families
+
+import iris_model
+from inference_server.metrics import METRICS_KEY, Metrics
 
 from .conftest import SETOSA, VIRGINICA
 

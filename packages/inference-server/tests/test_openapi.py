@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from inference_server import create_app
 from schemathesis.config import SchemathesisConfig
+
+from inference_server import create_app
 
 SEED = 20261127
 CALLS: list[str] = []

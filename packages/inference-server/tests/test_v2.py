@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import inference_server
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
+import inference_server
 from inference_server.lifecycle import LIFECYCLE_KEY
 
 from .conftest import SETOSA, VIRGINICA

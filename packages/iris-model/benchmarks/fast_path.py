@@ -10,8 +10,9 @@ import argparse
 import statistics
 import timeit
 
-import iris_model
 import numpy as np
+
+import iris_model
 
 
 def _median_us(fn: object, number: int, repeat: int) -> float:

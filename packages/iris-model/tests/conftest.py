@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import iris_model
 import pytest
+
+import iris_model
 from iris_model import IrisModel, TrainingResult
 
 

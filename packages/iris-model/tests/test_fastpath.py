@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from iris_model import MAX_ABS_FEATURE, InvalidInputError, IrisModel
-from iris_model.dataset import load_dataset
-from iris_model.fastpath import EstimatorScorer, LinearScorer, scorer_for
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
+
+from iris_model import MAX_ABS_FEATURE, InvalidInputError, IrisModel
+from iris_model.dataset import load_dataset
+from iris_model.fastpath import EstimatorScorer, LinearScorer, scorer_for
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 # Everything the validation accepts: finite values within ±MAX_ABS_FEATURE.

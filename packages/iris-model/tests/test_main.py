@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from iris_model.__main__ import main
 from iris_model.persistence import MODEL_FILE
 

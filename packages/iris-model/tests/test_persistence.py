@@ -10,14 +10,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import iris_model
 import joblib
 import numpy as np
 import pytest
-from iris_model import IrisModel, ModelIntegrityError, ModelLoadError
-from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, file_sha256
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.linear_model import LogisticRegression
+
+import iris_model
+from iris_model import IrisModel, ModelIntegrityError, ModelLoadError
+from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, file_sha256
 
 
 def _edit_manifest(directory: Path, **changes: Any) -> None:

@@ -8,6 +8,7 @@ mpl.use("Agg")  # headless: no display in CI
 
 import matplotlib.pyplot as plt
 import pytest
+
 from iris_model import TrainingResult
 from iris_model.plotting import plot_confusion_matrix, plot_probabilities
 

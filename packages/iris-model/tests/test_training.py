@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import iris_model
 import numpy as np
+
+import iris_model
 from iris_model import CLASS_NAMES, FEATURE_NAMES, TrainingResult
 
 

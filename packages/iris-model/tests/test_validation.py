@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import iris_model
 import numpy as np
 import pytest
+
+import iris_model
 from iris_model import BatchTooLargeError, InvalidInputError, IrisModel
 
 GOOD = [5.1, 3.5, 1.4, 0.2]

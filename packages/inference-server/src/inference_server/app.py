@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import iris_model
 from flask import Flask
 
+import iris_model
 from inference_server import health, seed, v1, v2
 from inference_server.config import DEFAULTS, SETTINGS_KEY, Settings, load_settings
 from inference_server.errors import register_error_handlers

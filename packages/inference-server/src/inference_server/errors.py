@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import iris_model
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response as BaseResponse
 
+import iris_model
 from inference_server.jsonio import JSON_MIMETYPE, error_bytes
 
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-import iris_model
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +23,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+
+import iris_model
 
 #: Key of the ``Metrics`` object in ``app.extensions``.
 METRICS_KEY = "inference_server.metrics"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import iris_model
 from flask import Blueprint, Response, current_app
 
 import inference_server
+import iris_model
 from inference_server.config import Settings
 from inference_server.jsonio import dumps
 from inference_server.predictions import MODEL_NAME

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import iris_model
 from flask import current_app
 
+import iris_model
 from inference_server.metrics import METRICS_KEY, Metrics
 
 #: Key of the served ``IrisModel`` in ``app.extensions``.
