@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
+import json
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
+from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
 
 import inference_server.gunicorn_conf as conf_module
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
@@ -38,7 +44,8 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
             monkeypatch.setenv(name, value)
         return importlib.reload(conf_module)
 
-    return load
+    yield load
+    gc.unfreeze()  # the module freezes the GC for forked workers; not for this test process
 
 
 def test_defaults(load_conf: Any) -> None:
@@ -148,3 +155,69 @@ def test_other_wsgi_apps_are_left_alone(load_conf: Any) -> None:
     conf.post_worker_init(worker)
     assert signal.getsignal(signal.SIGTERM) is before
     assert warnings
+
+
+_PROBE = """
+import gc, json, os, sys
+before = gc.get_freeze_count()
+import inference_server.gunicorn_conf as conf
+print(json.dumps({
+    "modules": sorted(m for m in (
+        "flask", "numpy", "orjson", "prometheus_client", "sklearn.linear_model",
+        "inference_server.app") if m in sys.modules),
+    "frozen": gc.get_freeze_count() - before,
+    "omp": os.environ.get("OMP_NUM_THREADS"),
+    "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
+    "preload": conf.preload_app,
+}))
+"""
+
+
+def _probe(tmp_path: Path, **env: str) -> dict[str, Any]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"} and not k.startswith("INFERENCE_")
+    }
+    clean["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    clean.update(env)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=clean, capture_output=True, text=True, check=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.splitlines()[-1])
+    return result
+
+
+def test_master_imports_heavy_modules_then_freezes_gc(tmp_path: Path) -> None:
+    """Workers share the imported code copy-on-write; the model is still loaded per worker."""
+    probe = _probe(tmp_path)
+    heavy = ["flask", "numpy", "orjson", "prometheus_client", "sklearn.linear_model"]
+    assert probe["modules"] == sorted([*heavy, "inference_server.app"])
+    assert probe["frozen"] > 10_000  # the imported modules' objects moved to the permanent gen
+    assert probe["preload"] is False
+
+
+def test_one_blas_thread_per_worker_by_default(tmp_path: Path) -> None:
+    """OMP/OpenBLAS default to 1 thread (set before NumPy is imported); explicit values win."""
+    assert (_probe(tmp_path)["omp"], _probe(tmp_path)["openblas"]) == ("1", "1")
+    probe = _probe(tmp_path, OMP_NUM_THREADS="3", OPENBLAS_NUM_THREADS="2")
+    assert (probe["omp"], probe["openblas"]) == ("3", "2")
+
+
+def test_gunicorn_access_log_is_a_no_op(load_conf: Any) -> None:
+    """The app logs its own line: Gunicorn's logger never builds access-log atoms."""
+    from gunicorn.config import Config  # noqa: PLC0415
+
+    conf = load_conf()
+    assert issubclass(conf.logger_class, Logger)
+    cfg = Config()
+    cfg.set("logger_class", conf.logger_class)
+    assert cfg.logger_class is conf.logger_class
+    logger = conf.logger_class(cfg)
+    assert logger.access_log_enabled is False
+
+    class Exploding:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"access() read {name}")
+
+    assert logger.access(Exploding(), Exploding(), {}, Exploding()) is None
