@@ -98,12 +98,10 @@ class Metrics:
     def observe_predictions(self, indices: Sequence[int]) -> None:
         """Count one prediction request of ``len(indices)`` rows and its predicted classes."""
         self.rows.observe(len(indices))
-        counts = [0] * len(self._class_counters)
-        for index in indices:
-            counts[index] += 1
-        for counter, count in zip(self._class_counters, counts, strict=True):
-            if count:
-                counter.inc(count)
+        count = indices.count  # one C loop per class (3) instead of a Python loop per row
+        for index, counter in enumerate(self._class_counters):
+            if n := count(index):
+                counter.inc(n)
 
     def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one answered request."""

@@ -66,4 +66,4 @@ def predict(rows: Any, *, probabilities: bool) -> Predictions:
     metrics: Metrics = current_app.extensions[METRICS_KEY]
     metrics.observe_predictions(indices)
     classes = model.classes
-    return Predictions(indices, [classes[i] for i in indices], proba, classes)
+    return Predictions(indices, list(map(classes.__getitem__, indices)), proba, classes)

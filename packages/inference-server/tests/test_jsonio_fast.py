@@ -1,0 +1,172 @@
+"""orjson-first decoding gives exactly the strict decoder's value or error, never another one."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, seed, settings
+from hypothesis import strategies as st
+from werkzeug.exceptions import BadRequest
+
+from inference_server import jsonio
+
+
+def _strict(data: bytes) -> tuple[str, Any]:
+    """The reference: the strict stdlib decoder alone (the server's behaviour before orjson)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ("error", "utf-8")
+    try:
+        return ("value", jsonio._DECODER.decode(text))
+    except (ValueError, RecursionError) as error:
+        return ("error", type(error).__name__)
+
+
+def _served(data: bytes) -> tuple[str, Any]:
+    try:
+        return ("value", jsonio.loads(data))
+    except BadRequest:
+        return ("error", None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types all the way down (1 and 1.0 differ; NaN never appears)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return bool(a == b)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"a": "x:y", "a": 2}',  # a ':' in a string makes up for the dropped key
+        b'{"a": "{", "b": {"c": 1, "c": 2}}',  # a '{' in a string
+        b'{"k": "{:", "x": 1, "x": {"y": 1}}',  # the dropped value holds an object
+        b'{"features": [1, 2, 3, 4], "features": [5, 6, 7, 8]}',
+        b'[{"a": 1}, {"b": 2, "b": 3}]',
+        b'[1, {"a": 1, "a": 1}]',  # an object behind a scalar in a list
+        b'{"inputs": [{"name": "x", "name": "y"}]}',
+    ],
+)
+def test_duplicate_keys_are_rejected_even_behind_strings(body: bytes) -> None:
+    """Braces or colons inside strings cannot hide a duplicate key from the proof."""
+    with pytest.raises(BadRequest, match="duplicate key"):
+        jsonio.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"18446744073709551616", 18446744073709551616),  # > 64 bits: orjson makes a float
+        (b"-9223372036854775809", -9223372036854775809),
+        (b'{"features": [1e400, 1, 1, 1]}', {"features": [math.inf, 1, 1, 1]}),
+        (b'"\\ud800"', "\ud800"),  # lone surrogate: orjson refuses, the stdlib keeps it
+        (b"[" * 300 + b"]" * 300, None),  # deep, still within the stdlib's reach
+    ],
+)
+def test_values_orjson_would_change_come_from_the_strict_decoder(
+    body: bytes, expected: Any
+) -> None:
+    """Big integers, infinities and lone surrogates keep the strict decoder's value."""
+    kind, value = _served(body)
+    assert kind == "value"
+    if expected is not None:
+        assert _same(value, expected)
+    assert _strict(body) == ("value", value) or _same(_strict(body)[1], value)
+
+
+def test_orjson_value_is_used_for_ordinary_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A normal batch never touches the stdlib decoder (that is the point of the change)."""
+
+    def forbidden(_text: str) -> Any:
+        raise AssertionError("the strict decoder was used")
+
+    monkeypatch.setattr(jsonio._DECODER, "decode", forbidden)
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 1000
+    assert jsonio.loads(json.dumps({"instances": rows}).encode()) == {"instances": rows}
+    v2 = {
+        "id": "req-1",
+        "inputs": [{"name": "i", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+    }
+    assert jsonio.loads(json.dumps(v2).encode())["inputs"][0]["shape"] == [1, 4]
+
+
+def test_deep_nesting_is_decided_by_the_strict_decoder() -> None:
+    """Bodies nested deeper than the fast limit get the strict decoder's answer."""
+    deep = b"[" * 900 + b"]" * 900
+    assert jsonio._loads_fast(deep) is jsonio.MISS
+    shallow = b'{"a": ' + b"[" * 200 + b'"]]]"' + b"]" * 200 + b"}"
+    assert jsonio._loads_fast(shallow) is not jsonio.MISS
+
+
+# JSON text built from fragments, so that duplicate keys, tricky strings, big and odd numbers
+# and near-misses (NaN, trailing commas) are common, not one in a million.
+_keys = st.sampled_from(["a", "b", "features", "instances", "x:y", "{", "}", ":", "é", "\\u0041"])
+_numbers = st.sampled_from(
+    ["0", "-0", "1", "-1.5", "5.1", "1e3", "1E-3", "1e400", "-1e400", "0.1e-400", "NaN",
+     "Infinity", "-Infinity", "18446744073709551615", "18446744073709551616",
+     "-9223372036854775808", "-9223372036854775809", "1" * 25, "01", "1.", ".5", "true",
+     "false", "null"]
+)  # fmt: skip
+_strings = st.sampled_from(
+    ['""', '"a"', '":"', '"{"', '"}"', '"\\"{:"', '"\\ud800"', '"\\ud83d\\ude00"', '"\\n"', '"\t"']
+)
+
+
+def _json_text() -> st.SearchStrategy[str]:
+    scalars = _numbers | _strings | st.floats(allow_nan=False).map(repr) | st.integers().map(str)
+
+    def containers(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        arrays = st.lists(children, max_size=5).map(lambda items: "[" + ", ".join(items) + "]")
+        pairs = st.lists(st.tuples(_keys, children), max_size=5)
+        objects = pairs.map(lambda kv: "{" + ", ".join(f'"{k}": {v}' for k, v in kv) + "}")
+        return arrays | objects
+
+    text: st.SearchStrategy[str] = st.recursive(scalars, containers, max_leaves=30)
+    return text
+
+
+@seed(20261127)
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_json_text(), trailing=st.sampled_from(["", " ", "\n", ",", "x"]))
+@example(text='{"a": "x:y", "a": 2}', trailing="")
+@example(text='{"a": 1, "b": {"a": 1}}', trailing="")
+def test_orjson_path_agrees_with_the_strict_decoder(text: str, trailing: str) -> None:
+    """Value or rejection: loads() (orjson first) and the strict decoder always agree."""
+    data = (text + trailing).encode("utf-8", "surrogatepass")
+    expected = _strict(data)
+    kind, value = _served(data)
+    assert kind == expected[0], (data, expected)
+    if kind == "value":
+        assert _same(value, expected[1]), (data, value, expected[1])
+
+
+def test_read_exactly_reads_on_after_a_short_read() -> None:
+    """A raw stream may return fewer bytes than asked: the rest is read, up to EOF."""
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            chunk, self.data = self.data[:3], self.data[3:]
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    assert jsonio._read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
+    assert jsonio._read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less
