@@ -12,6 +12,7 @@ import iris_model
 from inference_server import health, seed, v1, v2
 from inference_server.config import DEFAULTS, SETTINGS_KEY, Settings, load_settings
 from inference_server.errors import register_error_handlers
+from inference_server.fastpath import FastPath
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.logs import init_request_logging
 from inference_server.metrics import init_metrics
@@ -75,10 +76,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[MODEL_KEY] = model
 
     register_error_handlers(app)
-    init_request_logging(app, log_requests=settings.log_requests)
-    init_metrics(app, model)
+    access_log = init_request_logging(app, log_requests=settings.log_requests)
+    metrics = init_metrics(app, model)
     init_openapi(app, model, settings)
     for module in (seed, health, v1, v2):
         app.register_blueprint(module.blueprint)
+    if settings.fast_path and not settings.auth_enabled:  # Flask checks bearer tokens
+        app.wsgi_app = FastPath(  # type: ignore[method-assign]
+            app.wsgi_app,
+            model=model,
+            metrics=metrics,
+            max_content_length=settings.max_content_length,
+            access_log=access_log,
+        )
     lifecycle.mark_ready()
     return app

@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_TOKENS_FILE": None,
     "TRAIN_SEED": 42,
     "LOG_REQUESTS": True,
+    "FAST_PATH": True,
 }
 
 
@@ -46,6 +47,8 @@ class Settings:
         auth_tokens: Accepted bearer tokens; empty means authentication is off.
         train_seed: Seed of the default model trained when ``model_dir`` is None.
         log_requests: Whether to write one JSON access-log line per request.
+        fast_path: Whether successful prediction requests may skip Flask
+            (:mod:`inference_server.fastpath`); off means every request goes through Flask.
     """
 
     model_dir: Path | None
@@ -54,6 +57,7 @@ class Settings:
     auth_tokens: tuple[bytes, ...]
     train_seed: int
     log_requests: bool
+    fast_path: bool = True
 
     @property
     def auth_enabled(self) -> bool:
@@ -127,4 +131,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         auth_tokens=_tokens(config),
         train_seed=_int(config, "TRAIN_SEED"),
         log_requests=_bool(config, "LOG_REQUESTS"),
+        fast_path=_bool(config, "FAST_PATH"),
     )
