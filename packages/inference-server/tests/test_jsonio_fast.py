@@ -106,9 +106,9 @@ def test_orjson_value_is_used_for_ordinary_bodies(monkeypatch: pytest.MonkeyPatc
 def test_deep_nesting_is_decided_by_the_strict_decoder() -> None:
     """Bodies nested deeper than the fast limit get the strict decoder's answer."""
     deep = b"[" * 900 + b"]" * 900
-    assert jsonio._loads_fast(deep) is jsonio.MISS
+    assert jsonio.loads_if_proven(deep) is jsonio.MISS
     shallow = b'{"a": ' + b"[" * 200 + b'"]]]"' + b"]" * 200 + b"}"
-    assert jsonio._loads_fast(shallow) is not jsonio.MISS
+    assert jsonio.loads_if_proven(shallow) is not jsonio.MISS
 
 
 # JSON text built from fragments, so that duplicate keys, tricky strings, big and odd numbers
@@ -168,5 +168,5 @@ def test_read_exactly_reads_on_after_a_short_read() -> None:
             buffer[: len(chunk)] = chunk
             return len(chunk)
 
-    assert jsonio._read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
-    assert jsonio._read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less
+    assert jsonio.read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
+    assert jsonio.read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less

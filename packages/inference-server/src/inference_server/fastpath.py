@@ -7,7 +7,7 @@ prediction itself. In-process (``bench/wsgi_micro.py``, loaded 2-core box) ``/pr
 
 What: a ``POST /predict`` or ``POST /v2/models/iris/infer`` that would certainly get a 200 is
 answered here: JSON content type (or none), a plain ``Content-Length`` within the limit, a body
-that orjson decodes and :func:`inference_server.jsonio._loads_fast` proves strict-equal, the
+that orjson decodes and :func:`inference_server.jsonio.loads_if_proven` proves strict-equal, the
 exact shapes the routes accept without options (no ``probabilities``, ``parameters`` or
 ``outputs``), and rows the model validates. EVERYTHING else, including every error, is handed
 to the Flask app with the body re-wrapped, so Flask still makes every non-200 response and
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import iris_model
-from inference_server.jsonio import JSON_MIMETYPE, MISS, _loads_fast, _read_exactly, dumps
+from inference_server.jsonio import JSON_MIMETYPE, MISS, dumps, loads_if_proven, read_exactly
 from inference_server.logs import REQUEST_ID_HEADER, AccessLog, valid_request_id
 from inference_server.metrics import Metrics
 from inference_server.predictions import MODEL_NAME
@@ -90,7 +90,7 @@ class FastPath:
         if not (length.isascii() and length.isdigit()) or int(length) > self.limit:
             return self.wsgi_app(environ, start_response)
         started = time.perf_counter()
-        body = _read_exactly(environ["wsgi.input"], int(length))
+        body = read_exactly(environ["wsgi.input"], int(length))
         try:
             answer = self._predict(body) if path == PREDICT_PATH else self._infer(body)
         except iris_model.IrisModelError:  # invalid rows, too many rows: Flask says why
@@ -135,7 +135,7 @@ class FastPath:
 
     def _predict(self, body: bytes) -> tuple[bytes, list[int]] | None:
         """``POST /predict`` with exactly ``features`` or ``instances`` and nothing else."""
-        doc = _loads_fast(body)
+        doc = loads_if_proven(body)
         if doc is MISS or type(doc) is not dict or len(doc) != 1:
             return None
         if "features" in doc:
@@ -153,7 +153,7 @@ class FastPath:
 
     def _infer(self, body: bytes) -> tuple[bytes, list[int]] | None:
         """Open Inference Protocol infer: one FP32/FP64 tensor, the default output only."""
-        doc = _loads_fast(body)
+        doc = loads_if_proven(body)
         if doc is MISS or type(doc) is not dict or not doc.keys() <= _V2_REQUEST_KEYS:
             return None
         request_id = doc.get("id")
