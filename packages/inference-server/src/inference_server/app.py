@@ -31,19 +31,20 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
     """
     if settings.model_dir is None:
         model = iris_model.train(seed=settings.train_seed).model
+        model.max_rows = settings.max_rows
+        model.self_test()  # load() runs it itself for saved models
         logger.warning(
             "INFERENCE_MODEL_DIR is not set: trained the default model at start-up (seed=%d)",
             settings.train_seed,
         )
-    else:
-        try:
-            model = iris_model.load(settings.model_dir, max_rows=settings.max_rows)
-        except iris_model.ModelLoadError as error:
-            logger.critical("refusing to serve the model in %s: %s", settings.model_dir, error)
-            raise
-        logger.info("loaded model %s from %s", model.sha256, settings.model_dir)
-    model.max_rows = settings.max_rows
-    model.self_test()
+        return model
+    try:
+        # Verifies sha256 (before unpickling), versions and the golden pairs.
+        model = iris_model.load(settings.model_dir, max_rows=settings.max_rows)
+    except iris_model.ModelLoadError as error:
+        logger.critical("refusing to serve the model in %s: %s", settings.model_dir, error)
+        raise
+    logger.info("loaded model %s from %s", model.sha256, settings.model_dir)
     return model
 
 
