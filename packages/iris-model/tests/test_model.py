@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from iris_model import IrisModel, ModelLoadError
+from iris_model import InvalidInputError, IrisModel, ModelLoadError
 
 
 def test_seed_request_is_setosa(trained_model: IrisModel) -> None:
@@ -52,3 +52,15 @@ def test_self_test_needs_golden_pairs(trained_model: IrisModel) -> None:
     """A model without golden pairs cannot vouch for itself."""
     with pytest.raises(ModelLoadError, match="no golden"):
         IrisModel(trained_model.estimator).self_test()
+
+
+def test_classify_validates_once_and_answers_both(trained_model: IrisModel) -> None:
+    """classify() gives predict()'s classes and, when asked, predict_proba()'s probabilities."""
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]
+    indices, probabilities = trained_model.classify(rows, probabilities=True)
+    assert indices.tolist() == trained_model.predict(rows).tolist()
+    assert probabilities is not None
+    assert (probabilities == trained_model.predict_proba(rows)).all()
+    assert trained_model.classify(rows)[1] is None
+    with pytest.raises(InvalidInputError):
+        trained_model.classify([[1, 2, 3]])

@@ -129,8 +129,7 @@ class FastPath:
 
     def _score(self, rows: list[Any]) -> list[int]:
         """Validate and score like ``predictions.predict`` (raises IrisModelError)."""
-        model = self.model
-        indices: list[int] = model.predict(model.validate(rows)).tolist()
+        indices: list[int] = self.model.predict(rows).tolist()
         return indices
 
     def _predict(self, body: bytes) -> tuple[bytes, list[int]] | None:

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 
 import iris_model
+from inference_server.errors import ApiError
 from inference_server.metrics import METRICS_KEY, Metrics
 
 #: Key of the served ``IrisModel`` in ``app.extensions``.
@@ -58,12 +59,22 @@ def predict(rows: Any, *, probabilities: bool) -> Predictions:
         iris_model.BatchTooLargeError: More rows than the configured limit (413).
     """
     model = current_model()
-    matrix = model.validate(rows)
-    indices: list[int] = model.predict(matrix).tolist()
-    proba: list[list[float]] | None = (
-        model.predict_proba(matrix).tolist() if probabilities else None
-    )
+    classes_found, proba_found = model.classify(rows, probabilities=probabilities)
+    indices: list[int] = classes_found.tolist()
+    proba: list[list[float]] | None = None if proba_found is None else proba_found.tolist()
     metrics: Metrics = current_app.extensions[METRICS_KEY]
     metrics.observe_predictions(indices)
     classes = model.classes
     return Predictions(indices, list(map(classes.__getitem__, indices)), proba, classes)
+
+
+def instances_of(body: dict[str, Any]) -> list[Any]:
+    """The ``instances`` rows of a seed or KServe V1 request body.
+
+    Raises:
+        ApiError: ``instances`` is not an array of rows (400).
+    """
+    instances = body.get("instances")
+    if not isinstance(instances, list) or (instances and not isinstance(instances[0], list)):
+        raise ApiError(400, "'instances' must be an array of rows (arrays of numbers)")
+    return instances

@@ -15,7 +15,7 @@ from inference_server.auth import requires_auth
 from inference_server.config import SETTINGS_KEY, Settings
 from inference_server.errors import ApiError
 from inference_server.jsonio import json_response, json_type, read_json_object
-from inference_server.predictions import predict
+from inference_server.predictions import instances_of, predict
 
 blueprint = Blueprint("seed", __name__)
 
@@ -42,10 +42,7 @@ def _rows(body: dict[str, Any]) -> tuple[list[Any], bool]:
                 400, f"'features' must be an array of numbers, got {json_type(features)}"
             )
         return [features], True
-    instances = body["instances"]
-    if not isinstance(instances, list) or (instances and not isinstance(instances[0], list)):
-        raise ApiError(400, "'instances' must be an array of rows (arrays of numbers)")
-    return instances, False
+    return instances_of(body), False
 
 
 @blueprint.post("/predict")

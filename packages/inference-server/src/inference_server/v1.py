@@ -9,7 +9,7 @@ from inference_server.config import SETTINGS_KEY, Settings
 from inference_server.errors import ApiError, error_response
 from inference_server.health import current_lifecycle
 from inference_server.jsonio import json_response, read_json_object
-from inference_server.predictions import MODEL_NAME, predict
+from inference_server.predictions import MODEL_NAME, instances_of, predict
 
 blueprint = Blueprint("v1", __name__, url_prefix="/v1/models")
 
@@ -37,7 +37,5 @@ def predict_route() -> Response:
     unknown = sorted(body.keys() - {"instances"})
     if unknown:
         raise ApiError(400, f"unknown field(s): {', '.join(map(repr, unknown))}")
-    instances = body.get("instances")
-    if not isinstance(instances, list) or (instances and not isinstance(instances[0], list)):
-        raise ApiError(400, "'instances' must be an array of rows (arrays of numbers)")
-    return json_response({"predictions": predict(instances, probabilities=False).indices})
+    rows = instances_of(body)
+    return json_response({"predictions": predict(rows, probabilities=False).indices})

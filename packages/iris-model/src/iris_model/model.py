@@ -91,6 +91,16 @@ class IrisModel:
         """Return the probability of each class (columns in the order of :attr:`classes`)."""
         return self._scorer.predict_proba(self.validate(rows))
 
+    def classify(self, rows: Any, *, probabilities: bool = False) -> tuple[Indices, Matrix | None]:
+        """Validate ``rows`` once and return class indices, plus probabilities if asked.
+
+        For callers (such as a server) that may need both answers: ``predict`` and
+        ``predict_proba`` would each validate the rows again.
+        """
+        matrix = self.validate(rows)
+        proba = self._scorer.predict_proba(matrix) if probabilities else None
+        return self._scorer.predict(matrix), proba
+
     def predict_labels(self, rows: Any) -> list[str]:
         """Return the predicted class label of each row."""
         return [self.classes[i] for i in self.predict(rows).tolist()]
