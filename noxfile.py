@@ -36,19 +36,24 @@ def install(
     for group in groups:
         requirements += nox.project.dependency_groups(PYPROJECT, group)
     editables = [arg for name in packages for arg in ("-e", str(PACKAGES[name]))]
-    session.install(*locked_constraints(session), *editables, *requirements)
+    session.install(*locked_constraints(session, groups), *editables, *requirements)
 
 
-def locked_constraints(session: nox.Session) -> list[str]:
-    """`-c FILE` arguments that pin every install to uv.lock, so sessions are reproducible."""
+def locked_constraints(session: nox.Session, groups: tuple[str, ...]) -> list[str]:
+    """`-c FILE` arguments that pin every install to uv.lock, so sessions are reproducible.
+
+    Only the packages' dependencies and the session's own groups: some groups conflict (see
+    [tool.uv] conflicts), so no single export covers them all.
+    """
     uv = shutil.which("uv")
     if uv is None:  # the virtualenv fallback: unpinned, but still within pyproject's ranges
         return []
     constraints = Path(session.create_tmp()) / "uv-lock-constraints.txt"
+    selected = [arg for group in groups for arg in ("--group", group)]
     session.run_install(
-        uv, "export", "--frozen", "--all-groups", "--no-hashes", "--no-header",
-        "--no-emit-project", "--no-emit-workspace", "--quiet", "--output-file", str(constraints),
-        external=True, silent=True,
+        uv, "export", "--frozen", "--no-default-groups", *selected, "--no-hashes",
+        "--no-header", "--no-emit-project", "--no-emit-workspace", "--quiet",
+        "--output-file", str(constraints), external=True, silent=True,
     )  # fmt: skip
     return ["-c", str(constraints)]
 
@@ -126,7 +131,10 @@ def check_manifests(session: nox.Session, *pytest_args: str) -> None:
 
 
 # --------------------------------------------------------------------- container image
-OFFICIAL_PYTHON_IMAGE = "python:3.12-slim"  # the Dockerfile's default base
+# The Dockerfile's default base (tag and digest), read from its `ARG PYTHON_IMAGE=` line.
+OFFICIAL_PYTHON_IMAGE = re.search(
+    r"^ARG PYTHON_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(encoding="utf-8"), re.MULTILINE
+)[1]  # fmt: skip
 LOCAL_PYTHON_IMAGE = "local/python:3.11-bookworm"  # built from Debian packages, no registry
 CONTAINER_TOOLS = ROOT / "tools" / "container"
 
@@ -283,25 +291,51 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "bench" / "run.py"), *args)
 
 
-@nox.session(reuse_venv=False)
-def build(session: nox.Session) -> None:
-    """Build wheels and sdists into dist/, then test the library's wheel in a fresh venv."""
-    session.install("build")
+@nox.session(default=False, reuse_venv=False)
+def dist(session: nox.Session) -> None:
+    """Build wheels and sdists into dist/ and check them (twine, check-wheel-contents, pyroma).
+
+    The build backend comes from uv.lock (no build isolation), and the version from git
+    (hatch-vcs); `SETUPTOOLS_SCM_PRETEND_VERSION=1.2.3 nox -s build` builds 1.2.3.
+    """
+    install(session, "build-backend", "dist", packages=())
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     for path in PACKAGES.values():
-        session.run("python", "-m", "build", "--outdir", str(dist), str(path))
-    (wheel,) = dist.glob("iris_model-*.whl")
+        session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(path))
+    built = sorted(str(path) for path in dist.iterdir())
+    session.run("twine", "check", "--strict", *built)
+    session.run("check-wheel-contents", *(path for path in built if path.endswith(".whl")))
+    for sdist in (path for path in built if path.endswith(".tar.gz")):
+        session.run("pyroma", "--min", "10", sdist)  # metadata completeness, out of 10
+    session.run(
+        "pytest", str(ROOT / "tests" / "packaging" / "test_distributions.py"),
+        "-p", "no:cacheprovider", *session.posargs, env={"DIST_DIR": str(dist)},
+    )  # fmt: skip
+
+
+@nox.session(reuse_venv=False, requires=["dist"])
+def build(session: nox.Session) -> None:
+    """Build and check dist/ (session `dist`), then test the library's wheel in a fresh venv."""
+    (wheel,) = (ROOT / "dist").glob("iris_model-*.whl")
     # Only the wheel and pytest: the tests must see the package exactly as pip users do.
-    session.install(str(wheel), "pytest")
+    session.install(*locked_constraints(session, ("test",)), str(wheel), "pytest")
     session.run(
         "pytest",
-        str(ROOT / "tests" / "packaging"),
+        str(ROOT / "tests" / "packaging" / "test_installed_library.py"),
         "-p",
         "no:cacheprovider",
         *session.posargs,
         env={"IRIS_MODEL_WHEEL_TEST": "1"},
     )
+
+
+@nox.session(default=False)
+def version(session: nox.Session) -> None:
+    """Print the version hatch-vcs gives the packages (SETUPTOOLS_SCM_PRETEND_VERSION wins)."""
+    install(session, "build-backend", packages=())
+    code = "import setuptools_scm, sys; print(setuptools_scm.get_version(root=sys.argv[1]))"
+    session.run("python", "-c", code, str(ROOT))
 
 
 @nox.session(python=False, default=False)
