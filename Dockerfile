@@ -50,8 +50,9 @@ RUN python -m pip install --require-hashes --only-binary=:all: \
         --find-links /build/wheels -r /build/wheels/requirements-build.txt
 
 # The workspace packages are built from the sources in the context without build isolation,
-# by the locked backend above, at the version given (hatch-vcs reads SETUPTOOLS_SCM_PRETEND_VERSION).
-# The library and the model first, so an edit of the server does not retrain.
+# by the locked backend above, at the version given (hatch-vcs reads it from
+# SETUPTOOLS_SCM_PRETEND_VERSION). The library and the model first, so an edit of the server
+# does not retrain; a new VERSION rebuilds from here on, never the dependency layer.
 ARG VERSION
 COPY packages/iris-model /build/src/iris-model
 RUN SETUPTOOLS_SCM_PRETEND_VERSION="${VERSION}" /opt/build/bin/python -m pip wheel \
