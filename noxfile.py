@@ -121,12 +121,12 @@ K8S_PROVIDERS = ("k3d", "kind", "minikube")
 
 @nox.session(default=False)
 def manifests(session: nox.Session) -> None:
-    """Kubernetes manifests: kustomize build, strict schema check, checkov, invariant tests."""
+    """Kubernetes manifests: kustomize build, schema check, checkov, kube-score, invariant tests."""
     check_manifests(session, *session.posargs)
 
 
 def check_manifests(session: nox.Session, *pytest_args: str) -> None:
-    """Render every overlay; schema-check it, run checkov and tests/deploy (lint runs it too)."""
+    """Render every overlay; schema-check it; run checkov, kube-score and tests/deploy."""
     install(session, "test", "manifests")
     rendered_dir = Path(session.create_tmp()) / "manifests"
     shutil.rmtree(rendered_dir, ignore_errors=True)
