@@ -305,12 +305,15 @@ def test_service_account_without_token(objects: list[Manifest]) -> None:
 
 
 def test_requests_and_limits(objects: list[Manifest]) -> None:
-    """CPU and memory requests and limits are set, requests no larger than limits."""
+    """CPU, memory and disk requests and limits are set, requests no larger than limits."""
     resources = container(objects)["resources"]
     requests, limits = resources["requests"], resources["limits"]
     assert 0 < cpu_millis(requests["cpu"]) <= cpu_millis(limits["cpu"])
     assert 0 < mem_bytes(requests["memory"]) <= mem_bytes(limits["memory"])
     assert mem_bytes(limits["memory"]) >= 256 * 2**20, "two sklearn workers need room"
+    # Disk (logs): requested and capped, with room for the kubelet's log rotation.
+    assert 0 < mem_bytes(requests["ephemeral-storage"]) <= mem_bytes(limits["ephemeral-storage"])
+    assert mem_bytes(limits["ephemeral-storage"]) >= 64 * 2**20
 
 
 def test_labels_and_selectors_agree(objects: list[Manifest]) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from local_http import free_port  # tests/support, on sys.path via the pytest config
 
 ROOT = Path(__file__).resolve().parents[3]
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "local"
@@ -43,13 +43,6 @@ def unavailable(message: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
