@@ -65,10 +65,9 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 ``model_version``), or None.
         """
         self.estimator = estimator
-        self.feature_names: tuple[str, ...] | None = (
-            None if feature_names is None else tuple(feature_names)
-        )
-        self.classes: tuple[str, ...] | None = None if classes is None else tuple(classes)
+        # Empty until known (an unfitted estimator): scikit-learn's clone() passes them back.
+        self.feature_names: tuple[str, ...] = tuple(feature_names or ())
+        self.classes: tuple[str, ...] = tuple(classes or ())
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.max_rows = max_rows
         self.version = version
@@ -78,7 +77,7 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """scikit-learn's parameters: everything but the metadata, which describes one fit."""
-        params = super().get_params(deep=deep)
+        params: dict[str, Any] = super().get_params(deep=deep)
         params.pop("metadata", None)
         return params
 
@@ -91,7 +90,7 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             )
         labels = np.asarray(estimator.classes_)
         n_in = getattr(estimator, "n_features_in_", None)
-        if self.feature_names is None:
+        if not self.feature_names:
             names = getattr(estimator, "feature_names_in_", None)
             if names is not None:
                 self.feature_names = tuple(str(name) for name in names)
@@ -99,7 +98,7 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 self.feature_names = FEATURE_NAMES
             else:
                 self.feature_names = tuple(f"x{k}" for k in range(n_in))
-        if self.classes is None:
+        if not self.classes:
             iris_like = labels.tolist() == list(range(len(CLASS_NAMES)))
             self.classes = CLASS_NAMES if iris_like else tuple(str(c) for c in labels.tolist())
         if n_in is not None and n_in != len(self.feature_names):
@@ -261,7 +260,7 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         A DataFrame is matched to :attr:`feature_names` when they are set, and otherwise
         gives them. The metadata of a previous fit (metrics, golden pairs) is dropped.
         """
-        if self.feature_names is None:
+        if not self.feature_names:
             columns = getattr(X, "columns", None)
             if columns is not None:
                 self.feature_names = tuple(str(c) for c in columns)
@@ -269,8 +268,8 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 self.feature_names = tuple(f"x{k}" for k in range(np.shape(X)[-1]))
         matrix = self._table(X, max_rows=None).matrix
         self.estimator.fit(matrix, np.asarray(y))
-        if self.classes is not None and len(self.classes) != len(self.estimator.classes_):
-            self.classes = None
+        if self.classes and len(self.classes) != len(self.estimator.classes_):
+            self.classes = ()
         self.metadata = {}
         self._bind()
         return self
@@ -314,13 +313,12 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self._scorer
 
     def _schema_names(self) -> tuple[str, ...]:
-        if self.feature_names is None:
+        if not self.feature_names:
             raise IrisModelError("the model has no feature names before it is fitted")
         return self.feature_names
 
     def _class_names(self) -> tuple[str, ...]:
         self._fitted()
-        assert self.classes is not None  # noqa: S101 - set by _bind
         return self.classes
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:  # noqa: N803 - BaseEstimator's signature
@@ -367,7 +365,7 @@ def _hashable_in(value: Any, mapping: Mapping[Any, int]) -> bool:
 
 def _pandas() -> Any:
     try:
-        import pandas  # noqa: PLC0415 - optional: only as_frame=True needs it
+        import pandas  # type: ignore[import-untyped]  # noqa: PLC0415 - optional dependency
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("as_frame=True needs pandas: pip install pandas") from exc
     return pandas

@@ -114,8 +114,8 @@ def _manifest(model: IrisModel, version: str | None) -> dict[str, Any]:
         {
             "format": MANIFEST_FORMAT,
             "estimator": manifest.get("estimator") or type(model.estimator).__name__,
-            "feature_names": list(model.feature_names or ()),
-            "classes": list(model.classes or ()),
+            "feature_names": list(model.feature_names),
+            "classes": list(model.classes),
             # The versions that wrote the pickle, which may differ from those that trained it.
             "versions": runtime_versions(),
             "model_version": version if version is not None else model.version,
