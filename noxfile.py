@@ -107,7 +107,7 @@ def tests(session: nox.Session, package: str) -> None:
 
 # Extra dependency groups a package's unit tests need beyond "test".
 PACKAGE_TEST_GROUPS: dict[str, tuple[str, ...]] = {
-    "iris-model": ("plot",),
+    "iris-model": ("plot", "notebook"),
     "inference-server": ("server-test",),
 }
 

@@ -32,7 +32,7 @@ AREAS = [
     ("JSON encode (orjson)", ("jsonio.py:dumps", "orjson")),
     ("request body read", ("jsonio.py:read_body", "gunicorn/http/body.py")),
     ("validation (iris_model.validation)", ("iris_model/validation.py",)),
-    ("scoring (iris_model.fastpath)", ("iris_model/fastpath.py",)),
+    ("scoring (iris_model.scoring)", ("iris_model/scoring.py",)),
     ("numpy", ("numpy/",)),
     ("server handlers (inference_server)", ("inference_server/",)),
     ("Flask", ("flask/",)),
