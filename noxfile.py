@@ -62,6 +62,7 @@ def lint(session: nox.Session) -> None:
     sources = [str(path / "src") for path in PACKAGES.values() if (path / "src").is_dir()]
     session.run("mypy", *sources)
     check_manifests(session)
+    check_monitoring(session)
     check_dockerfile(session)
     check_workflows(session)
 
@@ -73,6 +74,9 @@ def tests(session: nox.Session, package: str) -> None:
     install(session, "test", *PACKAGE_TEST_GROUPS.get(package, ()))
     import_name = package.replace("-", "_")
     coverage_floor = {"iris-model": "90"}.get(package, "85")
+    env = {"COVERAGE_FILE": str(ROOT / f".coverage.{package}")}
+    if package == "inference-server" and (promtool := find_promtool(session)):
+        env["PROMTOOL"] = promtool  # `promtool check metrics` on a live /metrics
     session.run(
         "pytest",
         str(PACKAGES[package] / "tests"),
@@ -80,7 +84,7 @@ def tests(session: nox.Session, package: str) -> None:
         f"--cov-fail-under={coverage_floor}",
         "--cov-report=term-missing:skip-covered",
         *session.posargs,
-        env={"COVERAGE_FILE": str(ROOT / f".coverage.{package}")},
+        env=env,
     )
 
 
@@ -122,7 +126,44 @@ def check_manifests(session: nox.Session, *pytest_args: str) -> None:
         "checkov", "--directory", str(rendered_dir), "--framework", "kubernetes",
         "--compact", "--quiet", "--skip-download",
     )  # fmt: skip
-    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args)
+    promtool = find_promtool(session)
+    env = {"PROMTOOL": promtool} if promtool else {}
+    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args, env=env)
+
+
+# ------------------------------------------------------------------------ monitoring
+MONITORING_DIR = ROOT / "deploy" / "monitoring"
+BUILD_PROMETHEUS = ROOT / "tools" / "local-cluster" / "build-prometheus.sh"
+
+
+def find_promtool(session: nox.Session) -> str | None:
+    """Find promtool: $PROMTOOL, PATH, or built once from the Go module proxy (pinned version).
+
+    None, with a warning, when neither it nor Go is available (an error in CI).
+    """
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if found:
+        return found
+    go = shutil.which("go") or Path("/usr/local/go/bin/go").is_file()
+    if not go:
+        message = "promtool is missing and Go is not installed to build it (go.dev/doc/install)"
+        if IN_CI:
+            session.error(message)
+        session.warn(f"{message}: the promtool checks are skipped")
+        return None
+    output = session.run("bash", str(BUILD_PROMETHEUS), "promtool", external=True, silent=True)
+    return str(Path(str(output).strip().splitlines()[-1]) / "promtool")
+
+
+def check_monitoring(session: nox.Session) -> None:
+    """Run promtool check/test rules; check the PrometheusRule copy is in sync (lint runs it)."""
+    session.run("python", str(MONITORING_DIR / "sync_rules.py"), "--check")
+    promtool = find_promtool(session)
+    if promtool is None:
+        return
+    rules = MONITORING_DIR / "prometheus" / "ml-model.rules.yaml"
+    session.run(promtool, "check", "rules", str(rules), external=True)
+    session.run(promtool, "test", "rules", str(rules.with_suffix(".test.yaml")), external=True)
 
 
 # --------------------------------------------------------------------- container image
