@@ -8,12 +8,15 @@
 #   (promtool for `promtool test rules` and `promtool check metrics`).
 # Prometheus 3.x is published as module versions v0.3XX.Y (v0.316.0 = Prometheus 3.16.0). The
 # web UI's assets are not in the module, so this Prometheus serves its HTTP API but no UI.
+# Service discovery: Kubernetes, file and HTTP only (upstream's build tags): the other
+# mechanisms compile every cloud provider's SDK, most of the build's time.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 
 PROMETHEUS_MODULE=github.com/prometheus/prometheus
 PROMETHEUS_VERSION=v0.316.0
-BIN=${PROMETHEUS_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ml-model/prometheus/$PROMETHEUS_VERSION/bin}
+BUILD_TAGS=remove_all_sd,enable_kubernetes_sd
+BIN=${PROMETHEUS_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ml-model/prometheus/$PROMETHEUS_VERSION-kubernetes-sd/bin}
 
 if [[ ${1:-} == --print-bindir ]]; then echo "$BIN"; exit 0; fi
 commands=("$@")
@@ -31,7 +34,7 @@ if ((${#missing[@]})); then
   TMP="$BIN.tmp.$$"
   trap 'rm -rf "$TMP"' EXIT
   mkdir -p "$TMP" "$BIN"
-  GOBIN=$TMP CGO_ENABLED=0 go install -trimpath "${missing[@]}"
+  GOBIN=$TMP CGO_ENABLED=0 go install -trimpath -tags "$BUILD_TAGS" "${missing[@]}"
   mv "$TMP"/* "$BIN/"
   echo "build-prometheus.sh: done in $(($(date +%s) - start)) s" >&2
 fi

@@ -123,11 +123,11 @@ def prometheus() -> Prometheus:
 
 @pytest.fixture(scope="module")
 def app(
+    prometheus: Prometheus,
     cluster: Any,
     e2e_image: str,
     load_image: Callable[[str], bool],
     tmp_path_factory: pytest.TempPathFactory,
-    prometheus: Prometheus,
 ) -> Iterator[Deployed]:
     """overlays/local in a namespace of this module's own (test_deployment deletes its one)."""
     load_image(e2e_image)
@@ -218,8 +218,15 @@ def test_request_counter_and_histogram_per_pod(
     show("p99 latency over 10 m", p99)
     assert {s["metric"]["pod"] for s in p99} == set(traffic)
     assert all(0 < float(s["value"][1]) <= 5.0 for s in p99)
-    rows = prometheus.by_pod(f'inference_predictions_total{{namespace="{app.namespace}"}}')
-    assert rows == {pod: n * ROWS_PER_REQUEST for pod, n in traffic.items()}
+    predictions = prometheus.query(f'inference_predictions_total{{namespace="{app.namespace}"}}')
+    show("predictions per class", predictions)
+    rows = {
+        (s["metric"]["pod"], s["metric"]["class_name"]): float(s["value"][1]) for s in predictions
+    }
+    for pod, n in traffic.items():
+        assert rows.pop((pod, "setosa")) == n * ROWS_PER_REQUEST
+        assert rows.pop((pod, "versicolor")) == rows.pop((pod, "virginica")) == 0
+    assert not rows, rows
 
 
 def test_model_info_per_pod(app: Deployed, prometheus: Prometheus, traffic: dict[str, int]) -> None:
