@@ -83,6 +83,7 @@ def lint(session: nox.Session) -> None:
         "pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs, env=env
     )
     check_manifests(session)
+    check_monitoring(session)
     check_dockerfile(session)
     check_workflows(session)
 
@@ -94,6 +95,9 @@ def tests(session: nox.Session, package: str) -> None:
     install(session, "test", *PACKAGE_TEST_GROUPS.get(package, ()))
     import_name = package.replace("-", "_")
     coverage_floor = {"iris-model": "90"}.get(package, "85")
+    env = {"COVERAGE_FILE": str(ROOT / f".coverage.{package}")}
+    if package == "inference-server" and (promtool := find_promtool(session)):
+        env["PROMTOOL"] = promtool  # `promtool check metrics` on a live /metrics
     session.run(
         "pytest",
         str(PACKAGES[package] / "tests"),
@@ -101,7 +105,7 @@ def tests(session: nox.Session, package: str) -> None:
         f"--cov-fail-under={coverage_floor}",
         "--cov-report=term-missing:skip-covered",
         *session.posargs,
-        env={"COVERAGE_FILE": str(ROOT / f".coverage.{package}")},
+        env=env,
     )
 
 
@@ -151,7 +155,43 @@ def check_manifests(session: nox.Session, *pytest_args: str) -> None:
             kube_score, "score", "--output-format", "ci", "--exit-one-on-warning",
             *(arg for test in ignored for arg in ("--ignore-test", test)), manifest, external=True,
         )  # fmt: skip
-    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args)
+    promtool = find_promtool(session)
+    env = {"PROMTOOL": promtool} if promtool else {}
+    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args, env=env)
+
+
+# ------------------------------------------------------------------------ monitoring
+MONITORING_DIR = ROOT / "deploy" / "monitoring"
+BUILD_PROMETHEUS = ROOT / "tools" / "local-cluster" / "build-prometheus.sh"
+
+
+def find_promtool(session: nox.Session) -> str | None:
+    """Find promtool: $PROMTOOL, PATH, or built once from the Go module proxy (pinned version).
+
+    None, with a warning, when neither it nor Go is available (an error in CI).
+    """
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if found:
+        return found
+    if go_binary() is None:
+        message = "promtool is missing and Go is not installed to build it (go.dev/doc/install)"
+        if IN_CI:
+            session.error(message)
+        session.warn(f"{message}: the promtool checks are skipped")
+        return None
+    output = session.run("bash", str(BUILD_PROMETHEUS), "promtool", external=True, silent=True)
+    return str(Path(str(output).strip().splitlines()[-1]) / "promtool")
+
+
+def check_monitoring(session: nox.Session) -> None:
+    """Run promtool check/test rules; check the PrometheusRule copy is in sync (lint runs it)."""
+    session.run("python", str(MONITORING_DIR / "sync_rules.py"), "--check")
+    promtool = find_promtool(session)
+    if promtool is None:
+        return
+    rules = MONITORING_DIR / "prometheus" / "ml-model.rules.yaml"
+    session.run(promtool, "check", "rules", str(rules), external=True)
+    session.run(promtool, "test", "rules", str(rules.with_suffix(".test.yaml")), external=True)
 
 
 KUBE_SCORE = "github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
@@ -390,9 +430,8 @@ def version(session: nox.Session) -> None:
 def cluster(session: nox.Session) -> None:
     """Local CI Kubernetes cluster from source-built binaries (`-- up|down|status|env`)."""
     script = ROOT / "tools" / "local-cluster" / "cluster.sh"
-    go_found = shutil.which("go") or Path("/usr/local/go/bin/go").is_file()
     linux_root = os.name == "posix" and os.uname().sysname == "Linux" and os.geteuid() == 0
-    if not (linux_root and go_found):
+    if not (linux_root and go_binary()):
         session.skip(f"{script.name} needs Linux, root and Go (elsewhere use minikube or kind)")
     session.run(str(script), *(session.posargs or ["status"]), external=True)
 

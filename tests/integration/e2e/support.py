@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import secrets
 import subprocess
 import threading
 import time
@@ -251,6 +252,30 @@ def render_local_overlay(directory: Path, namespace: str, image: str) -> str:
         encoding="utf-8",
     )
     return run("kubectl", "kustomize", str(directory))
+
+
+@contextlib.contextmanager
+def deploy_local_overlay(cluster: Any, image: str, workdir: Path) -> Iterator[Deployed]:
+    """Apply overlays/local with `image` into a fresh namespace, wait, and delete it after."""
+    import yaml  # noqa: PLC0415
+
+    namespace = f"ml-model-e2e-{secrets.token_hex(3)}"
+    rendered = render_local_overlay(workdir, namespace, image)
+    manifest = workdir / "rendered.yaml"
+    manifest.write_text(rendered, encoding="utf-8")
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    deployed = Deployed(cluster, namespace, manifest, objects, image)
+    print(f"deploying overlays/local into namespace {namespace} with image {image}")
+    cluster.apply(manifest)
+    try:
+        try:
+            deployed.wait_settled()
+        except (AssertionError, RuntimeError, subprocess.TimeoutExpired) as error:
+            pytest.fail(f"overlays/local did not roll out: {error}\n{deployed.diagnostics()}")
+        yield deployed
+    finally:
+        if not deployed.deleted:
+            deployed.delete()
 
 
 # --------------------------------------------------------------------------- load
