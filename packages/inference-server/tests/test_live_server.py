@@ -142,6 +142,51 @@ def test_slow_clients_do_not_block_health(server: Server) -> None:
             sock.close()
 
 
+# --- Fairness between keep-alive connections ---
+
+
+def _responses_waiting(sock: socket.socket) -> int:
+    """How many complete HTTP responses the server has already sent on ``sock``."""
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return data.count(b"HTTP/1.1 200")
+
+
+def test_one_busy_connection_does_not_starve_another(tmp_path: Path) -> None:
+    """A connection with 200 requests queued is not served to the end before another's one.
+
+    One worker, so both connections share it. Gunicorn's stock gevent worker keeps reading
+    a connection as long as its next request is buffered, so the single request waits for
+    all 200; the shipped worker yields after each answer and serves them in turn.
+    """
+    body = json.dumps({"features": [5.1, 3.5, 1.4, 0.2]}).encode()
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with running_server(tmp_path, workers=1) as live:
+        busy = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+        other = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+        try:
+            busy.sendall(request * 200)
+            other.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += other.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            assert _responses_waiting(busy) < 100
+        finally:
+            busy.close()
+            other.close()
+
+
 # --- Crashes and shutdown (each with its own server) ---
 
 

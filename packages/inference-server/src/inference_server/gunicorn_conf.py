@@ -4,7 +4,7 @@
 |------------------------------|---------------------|----------------|
 | INFERENCE_BIND               | bind                | 0.0.0.0:5000   |
 | WEB_CONCURRENCY              | workers             | 2              |
-| INFERENCE_WORKER_CLASS       | worker_class        | gevent         |
+| INFERENCE_WORKER_CLASS       | worker_class        | gevent (fair)  |
 | INFERENCE_WORKER_CONNECTIONS | worker_connections  | 1000 (gevent)  |
 | INFERENCE_THREADS            | threads (gthread)   | 4              |
 | INFERENCE_TIMEOUT            | timeout (s)         | 30             |
@@ -80,11 +80,19 @@ workers = max(1, _int_env("WEB_CONCURRENCY", 2))
 # connections alive; sync and gthread workers block a thread per client still sending its
 # headers, so 40 slow clients stalled /healthz on 2 x 4 gthread threads, while gevent
 # answered in 6 ms next to 200 of them, at the same single-row throughput.
-worker_class = os.environ.get("INFERENCE_WORKER_CLASS", "gevent")
-if worker_class not in {"gevent", "gthread", "sync"}:
+# "gevent" runs Gunicorn's gevent worker with one change (inference_server.worker): it yields
+# after every answer, so one fast keep-alive client cannot starve the worker's others.
+_WORKER_CLASSES = {
+    "gevent": "inference_server.worker.FairGeventWorker",
+    "gthread": "gthread",
+    "sync": "sync",
+}
+_worker_choice = os.environ.get("INFERENCE_WORKER_CLASS", "gevent")
+if _worker_choice not in _WORKER_CLASSES:
     raise SystemExit(
-        f"INFERENCE_WORKER_CLASS must be gevent, gthread or sync, got {worker_class!r}"
+        f"INFERENCE_WORKER_CLASS must be gevent, gthread or sync, got {_worker_choice!r}"
     )
+worker_class = _WORKER_CLASSES[_worker_choice]
 worker_connections = max(1, _int_env("INFERENCE_WORKER_CONNECTIONS", 1000))
 threads = max(1, _int_env("INFERENCE_THREADS", 4))
 timeout = _int_env("INFERENCE_TIMEOUT", 30)
