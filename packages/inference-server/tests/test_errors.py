@@ -26,7 +26,7 @@ def faulty_app(make_app: Callable[..., Flask]) -> Flask:
 
     @app.get("/details")
     def details() -> str:
-        raise ApiError(422, "several problems", ["one", "two"])
+        raise ApiError(422, "several problems", details=["one", "two"])
 
     app.testing = False  # let Flask handle exceptions as in production
     return app
