@@ -118,6 +118,33 @@ def test_tritonclient_metadata_and_inference(server: Server) -> None:
         client.close()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["FP32", "FP64"])
+def test_tritonclient_default_binary_mode(server: Server, dtype: type) -> None:
+    """Tritonclient with default arguments (binary tensors both ways) gets classes and proba."""
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        rows = np.array([SETOSA, VIRGINICA], dtype=dtype)
+        datatype = "FP32" if dtype is np.float32 else "FP64"
+        tensor = httpclient.InferInput("input-0", list(rows.shape), datatype)
+        tensor.set_data_from_numpy(rows)
+        result = client.infer("iris", [tensor])
+        assert result.as_numpy("predict").tolist() == [0, 2]
+        outputs = [
+            httpclient.InferRequestedOutput("predict"),
+            httpclient.InferRequestedOutput("predict_proba"),
+        ]
+        result = client.infer("iris", [tensor], outputs=outputs)
+        assert result.get_output("predict_proba")["parameters"]["binary_data_size"] == 2 * 3 * 8
+        assert result.as_numpy("predict").tolist() == [0, 2]
+        proba = result.as_numpy("predict_proba")
+        assert proba.shape == (2, 3)
+        assert proba.argmax(axis=1).tolist() == [0, 2]
+        assert np.allclose(proba.sum(axis=1), 1.0)
+    finally:
+        client.close()
+
+
 # --- Slow clients ---
 
 

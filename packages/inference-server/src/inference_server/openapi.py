@@ -403,7 +403,12 @@ def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, 
         },
         f"/v2/models/{model_name}/infer": {
             "post": _predict_operation(
-                "Open Inference Protocol inference (JSON tensors).",
+                "Open Inference Protocol inference. Documented here: JSON tensors. The server"
+                " also speaks Triton's binary tensor data extension (listed in GET /v2): an"
+                " Inference-Header-Content-Length header gives the length of this JSON part,"
+                " inputs with parameters.binary_data_size carry their values as raw"
+                " little-endian bytes after it, and outputs asked with binary_data(_output)"
+                " come back the same way (application/octet-stream).",
                 "InferRequest",
                 "InferResponse",
                 settings,
