@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from servers import BenchError, Server
-from workloads import Workload
+from workloads import BINARY_HEADER, Workload
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "post.lua"
@@ -86,15 +86,19 @@ def check_answers(server: Server, workloads: dict[str, Workload]) -> dict[str, s
     for key in (k for k in server.workloads if k in workloads):
         workload = workloads[key]
         try:
-            _headers, body = post(server, workload)
-            document = json.loads(body)
+            headers, body = post(server, workload)
         except urllib.error.HTTPError as error:
             raise BenchError(
                 f"{server.key} {workload.path}: HTTP {error.code} {error.read()[:300]!r}"
             ) from error
+        length = headers.get(BINARY_HEADER)
+        document = json.loads(body[: int(length)] if length else body)
         if server.key != "ceiling" and workload.rows > 1:
-            predictions = document.get("predictions")
-            if not isinstance(predictions, list) or len(predictions) != workload.rows:
+            if "outputs" in document:  # V2: the predict output's shape
+                count = document["outputs"][0]["shape"][0]
+            else:
+                count = len(document.get("predictions") or [])
+            if count != workload.rows:
                 raise BenchError(f"{server.key} batch answer is not {workload.rows} predictions")
         answers[key] = json.dumps(document)[:160]
     return answers

@@ -229,7 +229,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--workloads",
-        default="predict,v1,v2,batch,predict_auth",
+        default="predict,v1,v2,batch,predict_auth,v2bin,v2bin_batch",
         help="comma-separated subset to measure",
     )
     parser.add_argument(

@@ -48,7 +48,7 @@ SERVER_LABELS = {
 }
 # Which workloads each server answers.
 SERVES = {
-    "server": ("predict", "v1", "v2", "batch"),
+    "server": ("predict", "v1", "v2", "batch", "v2bin", "v2bin_batch"),
     "server_auth": ("predict_auth",),
     "ceiling": ("predict", "v2", "batch"),
     "seed": ("predict", "batch"),

@@ -16,7 +16,11 @@ WORKLOAD_LABELS = {
     "v2": "V2 infer, 1 row",
     "batch": f"/predict, {BATCH_ROWS:,} rows",
     "predict_auth": "/predict, 1 row, bearer auth on",
+    "v2bin": "V2 infer, 1 row, binary tensors",
+    "v2bin_batch": f"V2 infer, {BATCH_ROWS:,} rows, binary tensors",
 }
+# The extension's header: length of the JSON part before the raw tensor bytes.
+BINARY_HEADER = "Inference-Header-Content-Length"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,28 @@ def iris_rows(count: int) -> list[list[float]]:
 
     data = load_iris().data.tolist()
     return [[float(value) for value in data[(i * 37) % len(data)]] for i in range(count)]
+
+
+def binary_infer(rows: list[list[float]], key: str) -> Workload:
+    """A V2 infer as tritonclient.http sends it by default: FP32 bytes in, binary outputs."""
+    import numpy as np  # noqa: PLC0415 - with sklearn, only when building bodies
+
+    raw = np.asarray(rows, dtype="<f4").tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [len(rows), len(rows[0])],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    headers = {"Content-Type": "application/octet-stream", BINARY_HEADER: str(len(header))}
+    return Workload(key, "/v2/models/iris/infer", len(rows), header + raw, headers)
 
 
 def make_workloads() -> dict[str, Workload]:
@@ -64,5 +90,7 @@ def make_workloads() -> dict[str, Workload]:
             single,
             {"Content-Type": "application/json", "Authorization": f"Bearer {AUTH_TOKEN}"},
         ),
+        binary_infer([SINGLE_ROW], "v2bin"),
+        binary_infer(iris_rows(BATCH_ROWS), "v2bin_batch"),
     ]
     return {workload.key: workload for workload in workloads}
