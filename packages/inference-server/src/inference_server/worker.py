@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped,unused-ignore]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped,unused-ignore]
 
 # A timer, not gevent.sleep(0): a zero sleep is a callback run before the loop next polls,

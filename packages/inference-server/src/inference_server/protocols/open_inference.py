@@ -51,7 +51,7 @@ BINARY_HEADER = "Inference-Header-Content-Length"
 BINARY_MIMETYPE = "application/octet-stream"
 BINARY_EXTENSION = "binary_tensor_data"
 #: Byte layout of each input datatype in binary form (little-endian, row-major).
-_BINARY_INPUTS = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+_BINARY_INPUTS: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 #: A longer header value cannot be a length within any accepted body (int() stays cheap).
 _MAX_LENGTH_DIGITS = 18
 
