@@ -31,9 +31,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_app() -> Callable[..., Flask]:
     """Build an app with config overrides (request logging off unless asked for)."""
 
-    def factory(**config: Any) -> Flask:
+    def factory(model: iris_model.IrisModel | None = None, **config: Any) -> Flask:
         config.setdefault("LOG_REQUESTS", False)
-        app = create_app(config)
+        app = create_app(config, model=model)
         app.testing = True
         return app
 
