@@ -376,7 +376,33 @@ def bench(session: nox.Session) -> None:
         workload = args[1] if len(args) > 1 else "predict"
         session.run("python", str(ROOT / "bench" / "profile_worker.py"), "--workload", workload)
         return
-    session.run("python", str(ROOT / "bench" / "run.py"), *args)
+    vegeta = vegeta_binary(session)
+    session.run(
+        "python", str(ROOT / "bench" / "run.py"), *(["--vegeta", vegeta] if vegeta else []), *args
+    )
+
+
+# The open-loop load generator of the bench, built from the Go module proxy once per cache.
+VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
+
+
+def vegeta_binary(session: nox.Session) -> str | None:
+    """Vegeta from PATH, else built with `go install` into nox's cache (None: no Go)."""
+    found = shutil.which("vegeta")
+    if found:
+        return found
+    gobin = Path(session.cache_dir) / "go-bin" / VEGETA.rsplit("@", 1)[1]
+    binary = gobin / "vegeta"
+    if binary.exists():
+        return str(binary)
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
+    if go is None:
+        session.warn("Go is missing: the fixed-rate (vegeta) rows of the bench are skipped")
+        return None
+    session.run(go, "install", VEGETA, env={"GOBIN": str(gobin)}, external=True)
+    return str(binary)
 
 
 @nox.session(default=False, reuse_venv=False)

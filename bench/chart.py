@@ -10,9 +10,15 @@ import matplotlib as mpl
 mpl.use("Agg")  # headless: no display on CI or in containers
 
 import matplotlib.pyplot as plt
+from workloads import WORKLOAD_LABELS
 
-COLORS = {"server": "#1f77b4", "ceiling": "#9e9e9e", "seed": "#ff7f0e"}
-NAMES = {"server": "inference-server", "ceiling": "framework ceiling", "seed": "seed baseline"}
+COLORS = {"server": "#1f77b4", "server_auth": "#17becf", "ceiling": "#9e9e9e", "seed": "#ff7f0e"}
+NAMES = {
+    "server": "inference-server",
+    "server_auth": "inference-server, auth on",
+    "ceiling": "framework ceiling",
+    "seed": "seed baseline",
+}
 PASS, FAIL = "#2ca02c", "#d62728"
 
 
@@ -51,7 +57,7 @@ def _targets(ax: Any, result: dict[str, Any]) -> None:
 def _throughput(ax: Any, result: dict[str, Any], workloads: list[str], rows: bool) -> None:
     """Grouped bars per workload, one bar per server, dots for each round."""
     table = result["table"]
-    servers = [s for s in ("server", "ceiling", "seed") if s in table]
+    servers = [s for s in NAMES if s in table]
     width = 0.8 / max(len(servers), 1)
     metric = "rows_per_s" if rows else "rps"
     for i, server in enumerate(servers):
@@ -83,18 +89,16 @@ def _throughput(ax: Any, result: dict[str, Any], workloads: list[str], rows: boo
 
 
 def _workload_label(key: str) -> str:
-    return {"predict": "/predict 1 row", "v2": "V2 infer 1 row", "batch": "/predict 1,000 rows"}[
-        key
-    ]
+    return WORKLOAD_LABELS.get(key, key)
 
 
 def _latency(ax: Any, result: dict[str, Any]) -> None:
     """p50 and p99 per server and workload (log scale)."""
     table = result["table"]
     labels, p50, p99, colors = [], [], [], []
-    for server in ("server", "ceiling", "seed"):
+    for server, name in NAMES.items():
         for workload, cell in table.get(server, {}).items():
-            labels.append(f"{NAMES[server]}\n{_workload_label(workload)}")
+            labels.append(f"{name}\n{_workload_label(workload)}")
             p50.append(cell["p50_ms"])
             p99.append(cell["p99_ms"])
             colors.append(COLORS[server])
@@ -139,16 +143,24 @@ def _memory(ax: Any, result: dict[str, Any]) -> None:
     ax.set_title("Memory (target: <= 60 MB PSS per extra worker)", loc="left")
 
 
+SINGLE_ROW_WORKLOADS = ("predict", "predict_auth", "v1", "v2", "v2bin")
+BATCH_WORKLOADS = ("batch", "v2bin_batch")
+
+
+def _measured(result: dict[str, Any], workload: str) -> bool:
+    return any(workload in cells for cells in result["table"].values())
+
+
 def draw(result: dict[str, Any], path: Path) -> None:
     """Write the chart of `result` (the JSON document of a run) to `path`."""
     fig = plt.figure(figsize=(14, 11), layout="constrained")
     grid = fig.add_gridspec(3, 2, height_ratios=[1.0, 1.1, 1.1])
     _targets(fig.add_subplot(grid[0, :]), result)
     ax = fig.add_subplot(grid[1, 0])
-    _throughput(ax, result, ["predict", "v2"], rows=False)
+    _throughput(ax, result, [w for w in SINGLE_ROW_WORKLOADS if _measured(result, w)], rows=False)
     ax.set_title("Single-row throughput (bars: median, dots: rounds)", loc="left")
     ax = fig.add_subplot(grid[1, 1])
-    _throughput(ax, result, ["batch"], rows=True)
+    _throughput(ax, result, [w for w in BATCH_WORKLOADS if _measured(result, w)], rows=True)
     ax.axhline(2_000_000, color=FAIL, linestyle=":", linewidth=1)
     ax.text(0.45, 2_000_000, "target 2M rows/s", color=FAIL, ha="right", va="bottom", fontsize=8)
     ax.set_title("1,000-row batch throughput", loc="left")

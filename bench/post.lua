@@ -1,8 +1,11 @@
--- wrk script: POST the JSON body read from the file given after `--`, and print
--- one machine-readable summary line that bench/run.py parses.
---   wrk -t1 -c16 -d5s --latency -s bench/post.lua URL -- BODY_FILE
+-- wrk script: POST the body read from the file given after `--` (binary-safe), and print
+-- one machine-readable summary line that bench/load.py parses. Headers come from `-H`;
+-- without a Content-Type header the body is sent as JSON.
+--   wrk -t1 -c16 -d5s --latency -s bench/post.lua [-H "Name: value"] URL -- BODY_FILE
 wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+if wrk.headers["Content-Type"] == nil then
+  wrk.headers["Content-Type"] = "application/json"
+end
 
 function init(args)
   local path = args[1]

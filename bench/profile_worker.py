@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run
+from load import check_answers, run_wrk
+from servers import BENCH, loadavg, make_server, prepare
+from workloads import WORKLOAD_LABELS, make_workloads
 
 # First matching (substring of file path or function) wins; checked against each frame.
 AREAS = [
@@ -47,7 +49,7 @@ SAMPLING = {True: "thread holding the GIL (Python CPU time)", False: "all active
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=["predict", "v2", "batch"], default="predict")
+    parser.add_argument("--workload", choices=sorted(WORKLOAD_LABELS), default="predict")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--connections", type=int, default=16)
@@ -62,7 +64,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sample every active thread (wall time, incl. waiting for the GIL) instead of"
         " only the thread holding the GIL (CPU time in Python, the default)",
     )
-    parser.add_argument("--output-dir", type=Path, default=run.BENCH / "results")
+    parser.add_argument("--output-dir", type=Path, default=BENCH / "results")
     return parser.parse_args(argv)
 
 
@@ -131,21 +133,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not pyspy.exists():
         print("py-spy is missing (pip install py-spy)", file=sys.stderr)
         return 2
-    workloads = run.make_workloads()
+    workloads = make_workloads()
     workload = workloads[args.workload]
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        setup = run.prepare(Path(tmp), {workload.key: workload}, extra_env)
+        setup = prepare(Path(tmp), {workload.key: workload}, extra_env)
         if setup.server_argv is None:
             return 2
-        server = run.make_server(setup, "server")
+        server = make_server(setup, "server")
         outputs: list[Path] = []
         try:
             server.start()
             server.wait_ready(args.start_timeout)
-            run.check_answers(server, {workload.key: workload})
+            check_answers(server, {workload.key: workload})
             url = server.url(workload.path)
-            run.run_wrk(url, setup.bodies[workload.key], 1, args)  # warm-up
+            run_wrk(url, setup.bodies[workload.key], 1, args, workload)  # warm-up
             workers = server.pids()[1:]
             spies = []
             for pid in workers:
@@ -172,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stderr=subprocess.DEVNULL,
                     )
                 )
-            load = run.run_wrk(url, setup.bodies[workload.key], args.seconds, args)
+            load = run_wrk(url, setup.bodies[workload.key], args.seconds, args, workload)
             for spy in spies:
                 try:
                     spy.wait(timeout=args.seconds + 30)
@@ -183,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.stop()
         rps = load["requests"] / (load["duration_us"] / 1e6)
         header = (
-            f"# py-spy profile: {run.WORKLOAD_LABELS[workload.key]} on inference-server "
+            f"# py-spy profile: {WORKLOAD_LABELS[workload.key]} on inference-server "
             f"(as shipped{', ' + str(extra_env) if extra_env else ''})\n\n"
             f"sampling: {SAMPLING[args.gil]}\n"
             f"{len(workers)} workers, wrk {args.threads} thread / {args.connections} connections,"
             f" {args.seconds} s at {rps:,.0f} req/s (slowed by sampling), "
-            f"load {run.loadavg()}\n"
+            f"load {loadavg()}\n"
         )
         text = header + "\n" + summarise(read_collapsed(outputs), args.top) + "\n"
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def test_defaults(load_conf: Any) -> None:
     conf = load_conf()
     assert conf.bind == ["0.0.0.0:5000"]
     assert conf.workers == 2
-    assert conf.worker_class == "gevent"
+    assert conf.worker_class == "inference_server.worker.FairGeventWorker"
     assert conf.threads == 4
     assert conf.timeout == 30
     assert conf.graceful_timeout == 20

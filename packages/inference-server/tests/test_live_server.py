@@ -58,7 +58,7 @@ def test_console_process_is_the_gunicorn_master(server: Server) -> None:
     assert len(server.workers()) == 2
     log = server.log.read_text()
     assert f"Listening at: {server.url} ({server.process.pid})" in log
-    assert "Using worker: gevent" in log
+    assert "Using worker: inference_server.worker.FairGeventWorker" in log
 
 
 def test_access_log_is_json_lines(server: Server) -> None:
@@ -118,6 +118,33 @@ def test_tritonclient_metadata_and_inference(server: Server) -> None:
         client.close()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["FP32", "FP64"])
+def test_tritonclient_default_binary_mode(server: Server, dtype: type) -> None:
+    """Tritonclient with default arguments (binary tensors both ways) gets classes and proba."""
+    client = httpclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        rows = np.array([SETOSA, VIRGINICA], dtype=dtype)
+        datatype = "FP32" if dtype is np.float32 else "FP64"
+        tensor = httpclient.InferInput("input-0", list(rows.shape), datatype)
+        tensor.set_data_from_numpy(rows)
+        result = client.infer("iris", [tensor])
+        assert result.as_numpy("predict").tolist() == [0, 2]
+        outputs = [
+            httpclient.InferRequestedOutput("predict"),
+            httpclient.InferRequestedOutput("predict_proba"),
+        ]
+        result = client.infer("iris", [tensor], outputs=outputs)
+        assert result.get_output("predict_proba")["parameters"]["binary_data_size"] == 2 * 3 * 8
+        assert result.as_numpy("predict").tolist() == [0, 2]
+        proba = result.as_numpy("predict_proba")
+        assert proba.shape == (2, 3)
+        assert proba.argmax(axis=1).tolist() == [0, 2]
+        assert np.allclose(proba.sum(axis=1), 1.0)
+    finally:
+        client.close()
+
+
 # --- Slow clients ---
 
 
@@ -140,6 +167,51 @@ def test_slow_clients_do_not_block_health(server: Server) -> None:
     finally:
         for sock in slow:
             sock.close()
+
+
+# --- Fairness between keep-alive connections ---
+
+
+def _responses_waiting(sock: socket.socket) -> int:
+    """How many complete HTTP responses the server has already sent on ``sock``."""
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            data += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return data.count(b"HTTP/1.1 200")
+
+
+def test_one_busy_connection_does_not_starve_another(tmp_path: Path) -> None:
+    """A connection with 200 requests queued is not served to the end before another's one.
+
+    One worker, so both connections share it. Gunicorn's stock gevent worker keeps reading
+    a connection as long as its next request is buffered, so the single request waits for
+    all 200; the shipped worker yields after each answer and serves them in turn.
+    """
+    body = json.dumps({"features": [5.1, 3.5, 1.4, 0.2]}).encode()
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with running_server(tmp_path, workers=1) as live:
+        busy = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+        other = socket.create_connection(("127.0.0.1", live.port), timeout=30)
+        try:
+            busy.sendall(request * 200)
+            other.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += other.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            assert _responses_waiting(busy) < 100
+        finally:
+            busy.close()
+            other.close()
 
 
 # --- Crashes and shutdown (each with its own server) ---

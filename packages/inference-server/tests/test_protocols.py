@@ -178,8 +178,8 @@ def test_v2_outputs_in_the_order_asked_with_id() -> None:
     }
 
 
-def test_v2_binary_data_is_refused_clearly() -> None:
-    """The binary tensor extension is not there yet: a 400 that says to send JSON."""
+def test_v2_binary_data_on_an_input_is_refused_clearly() -> None:
+    """Inputs mark binary data with binary_data_size; binary_data=true on one is a 400."""
     body = {
         "inputs": [
             {
@@ -191,7 +191,7 @@ def test_v2_binary_data_is_refused_clearly() -> None:
             }
         ]
     }
-    with pytest.raises(ApiError, match="binary tensor data is not supported"):
+    with pytest.raises(ApiError, match=r"binary inputs are marked by parameters\.binary_data_size"):
         OpenInferenceProtocol("m", 1).parse(encode(body), NO_HEADERS)
 
 

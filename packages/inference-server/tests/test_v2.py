@@ -28,7 +28,7 @@ def test_server_metadata(client: FlaskClient) -> None:
     assert client.get("/v2").get_json() == {
         "name": "inference-server",
         "version": inference_server.__version__,
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     }
 
 
@@ -140,14 +140,14 @@ BAD_INFER = [
     pytest.param(
         {
             "inputs": [tensor(SETOSA, [1, 4])],
-            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": 1}}],
         },
-        id="binary-out",
+        id="binary-out-not-bool",
     ),
     pytest.param({"inputs": [tensor(SETOSA, [1, 4])], "id": 5}, id="id-number"),
     pytest.param(
-        {"inputs": [tensor(SETOSA, [1, 4])], "parameters": {"binary_data_output": True}},
-        id="binary-req",
+        {"inputs": [tensor(SETOSA, [1, 4])], "parameters": {"binary_data_output": "yes"}},
+        id="binary-req-not-bool",
     ),
     pytest.param({"inputs": [tensor(SETOSA, [1, 4])], "extra": 1}, id="request-extra-key"),
 ]

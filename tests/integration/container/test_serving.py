@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
+import tritonclient.http as httpclient
 
 if TYPE_CHECKING:
     from conftest import Server
@@ -68,6 +70,30 @@ def test_open_inference_protocol_v2(server: Server) -> None:
     probabilities = outputs["predict_proba"]["data"]
     assert outputs["predict_proba"]["shape"] == [2, 3]
     assert sum(probabilities[:3]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["FP32", "FP64"])
+def test_tritonclient_defaults_binary_tensors(server: Server, dtype: type) -> None:
+    """tritonclient.http with default arguments: binary inputs and outputs, proba included."""
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        rows = np.array([VERSICOLOR, SETOSA], dtype=dtype)
+        tensor = httpclient.InferInput(
+            "input-0", list(rows.shape), np.dtype(dtype).name.replace("float", "FP")
+        )
+        tensor.set_data_from_numpy(rows)
+        outputs = [
+            httpclient.InferRequestedOutput("predict"),
+            httpclient.InferRequestedOutput("predict_proba"),
+        ]
+        result = client.infer("iris", [tensor], outputs=outputs)
+        assert result.get_output("predict")["parameters"]["binary_data_size"] == 2 * 8
+        assert result.as_numpy("predict").tolist() == [1, 0]
+        proba = result.as_numpy("predict_proba")
+        assert proba.shape == (2, 3)
+        assert proba.sum(axis=1) == pytest.approx([1.0, 1.0])
+    finally:
+        client.close()
 
 
 def test_probes(server: Server) -> None:

@@ -59,7 +59,11 @@ workers = _settings.workers
 # gevent, chosen by measurement (see the package README): sync workers cannot keep
 # connections alive; sync and gthread workers block a thread per client still sending its
 # headers, while gevent keeps answering /healthz next to hundreds of them.
-worker_class = _settings.worker_class
+# "gevent" runs Gunicorn's gevent worker with one change (inference_server.worker): it yields
+# after every answer, so one fast keep-alive client cannot starve the worker's others.
+worker_class = {"gevent": "inference_server.worker.FairGeventWorker"}.get(
+    _settings.worker_class, _settings.worker_class
+)
 worker_connections = _settings.worker_connections
 threads = _settings.threads
 timeout = _settings.timeout

@@ -3,8 +3,16 @@
 Input: one FP32 or FP64 tensor of shape ``[n, n_features]``, ``data`` flat (row-major) or
 nested. Outputs: ``predict`` (INT64, ``[n]``) and/or ``predict_proba`` (FP64,
 ``[n, n_classes]``); without an ``outputs`` list the answer holds ``predict`` only. A request
-``id`` is echoed. JSON tensors only: the binary tensor extension is refused with a 400 that
-says so (``parse`` receives the raw body and the headers, so it can be added here).
+``id`` is echoed.
+
+Binary tensor data extension (Triton's ``binary_tensor_data``, what ``tritonclient.http``
+sends by default): the ``Inference-Header-Content-Length`` header gives the length of the
+JSON part of the body; an input with ``parameters.binary_data_size`` has no ``data``, its
+values are the raw little-endian bytes after the JSON part. Outputs are sent the same way
+when asked (request ``parameters.binary_data_output``, or an output's
+``parameters.binary_data``), and the answer then carries the header too. Every size is
+checked against the body actually received before any array is made, and the values go to
+the library as a float matrix (``np.frombuffer``), validated by the same rules as JSON rows.
 """
 
 from __future__ import annotations
@@ -12,8 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 import iris_model
-from inference_server.errors import ApiError
+from inference_server.bodies import media_type
+from inference_server.errors import JSON_MIMETYPE, ApiError
 from inference_server.protocols.base import (
     Answer,
     Call,
@@ -24,7 +36,7 @@ from inference_server.protocols.base import (
     json_object,
     refuse_unknown,
 )
-from inference_server.strictjson import json_type
+from inference_server.strictjson import dumps, json_type
 
 SERVER_NAME = "inference-server"
 INPUT_NAME = "input-0"
@@ -34,6 +46,15 @@ _REQUEST_KEYS = frozenset({"id", "parameters", "inputs", "outputs"})
 _INPUT_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
 _OUTPUT_KEYS = frozenset({"name", "parameters"})
 
+#: The extension's header: length of the JSON part of a body that has binary tensors after it.
+BINARY_HEADER = "Inference-Header-Content-Length"
+BINARY_MIMETYPE = "application/octet-stream"
+BINARY_EXTENSION = "binary_tensor_data"
+#: Byte layout of each input datatype in binary form (little-endian, row-major).
+_BINARY_INPUTS: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+#: A longer header value cannot be a length within any accepted body (int() stays cheap).
+_MAX_LENGTH_DIGITS = 18
+
 
 def model_path(model_name: str) -> str:
     """The V2 path of ``model_name`` (metadata; ``/ready`` and ``/infer`` below it)."""
@@ -41,8 +62,8 @@ def model_path(model_name: str) -> str:
 
 
 def server_metadata(version: str) -> dict[str, Any]:
-    """``GET /v2``: server name, version, extensions (none)."""
-    return {"name": SERVER_NAME, "version": version, "extensions": []}
+    """``GET /v2``: server name, version, extensions (binary tensor data)."""
+    return {"name": SERVER_NAME, "version": version, "extensions": [BINARY_EXTENSION]}
 
 
 def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, Any]:
@@ -78,13 +99,14 @@ def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, An
 
 @dataclass(frozen=True, slots=True)
 class InferContext:
-    """What ``render`` needs again: the request id (echoed) and the outputs, in order."""
+    """What ``render`` needs again: request id (echoed), outputs in order, which are binary."""
 
     request_id: str | None
     outputs: tuple[str, ...]
+    binary: tuple[bool, ...]
 
 
-_DEFAULT = InferContext(None, ("predict",))
+_DEFAULT = InferContext(None, ("predict",), (False,))
 
 
 def _object(value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
@@ -94,16 +116,85 @@ def _object(value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
     return value
 
 
-def _no_binary(container: dict[str, Any], where: str, key: str = "binary_data") -> None:
-    if "parameters" not in container:
-        return
-    parameters = container["parameters"]
+def _parameters(container: dict[str, Any], where: str) -> dict[str, Any]:
+    parameters = container.get("parameters", {})
     if type(parameters) is not dict:
         raise ApiError(400, f"{where}.parameters must be an object, got {json_type(parameters)}")
-    if parameters.get(key, False) is not False:
+    return parameters
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = parameters.get(key, default)
+    if type(value) is not bool:
+        raise ApiError(400, f"{where}.parameters.{key} must be true or false, got {value!r}"[:200])
+    return value
+
+
+def split_body(body: bytes, headers: Headers) -> tuple[bytes, memoryview | None]:
+    """The JSON part of an infer body and the binary tensor bytes after it (None: no header).
+
+    Raises:
+        ApiError: 400 for a header that is not a length within the body, or a binary body
+            without the header; 415 for binary tensors under a JSON Content-Type.
+    """
+    kind = media_type(headers.get("Content-Type") or "")[0]
+    value = headers.get(BINARY_HEADER)
+    if value is None:
+        if kind == BINARY_MIMETYPE:
+            raise ApiError(
+                400,
+                f"a {BINARY_MIMETYPE} body needs the {BINARY_HEADER} header"
+                " (binary tensor data extension)",
+            )
+        return body, None
+    if kind == JSON_MIMETYPE:
         raise ApiError(
-            400, f"{where}: binary tensor data is not supported; send JSON data ({key}=false)"
+            415,
+            f"a body with binary tensors ({BINARY_HEADER}) is not {JSON_MIMETYPE}; send"
+            f" it as {BINARY_MIMETYPE} or without a Content-Type",
         )
+    value = value.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS):
+        raise ApiError(400, f"{BINARY_HEADER} must be a non-negative integer, got {value!r}"[:200])
+    length = int(value)
+    if length > len(body):
+        raise ApiError(400, f"{BINARY_HEADER} is {length} but the body has only {len(body)} bytes")
+    return body[:length], memoryview(body)[length:]
+
+
+def _binary_rows(
+    tensor: dict[str, Any], size: Any, binary: memoryview | None, n_features: int
+) -> npt.NDArray[Any]:
+    """The rows of an input sent as raw bytes, once every size has been checked."""
+    if binary is None:
+        raise ApiError(
+            400, f"inputs[0].parameters.binary_data_size needs the {BINARY_HEADER} header"
+        )
+    if "data" in tensor:
+        raise ApiError(400, "inputs[0] has both data and parameters.binary_data_size")
+    if type(size) is not int or size < 0:
+        raise ApiError(
+            400,
+            f"inputs[0].parameters.binary_data_size must be a non-negative integer, got {size!r}"[
+                :200
+            ],
+        )
+    n_rows = _rows_of(tensor["shape"], n_features)
+    dtype = _BINARY_INPUTS[tensor["datatype"]]
+    expected = n_rows * n_features * dtype.itemsize
+    if size != expected:
+        raise ApiError(
+            400,
+            f"inputs[0].parameters.binary_data_size is {size} but shape [{n_rows},"
+            f" {n_features}] of {tensor['datatype']} needs {expected} bytes",
+        )
+    if len(binary) != size:
+        raise ApiError(
+            400,
+            f"the body has {len(binary)} bytes after the JSON header but the inputs'"
+            f" binary_data_size add up to {size}",
+        )
+    return np.frombuffer(binary, dtype=dtype).reshape(n_rows, n_features)
 
 
 def _rows_of(shape: Any, n_features: int) -> int:
@@ -117,20 +208,37 @@ def _rows_of(shape: Any, n_features: int) -> int:
     return int(n_rows)
 
 
-def tensor_rows(tensor: dict[str, Any], n_features: int) -> list[Any]:
+def tensor_rows(
+    tensor: dict[str, Any], n_features: int, binary: memoryview | None = None
+) -> list[Any] | npt.NDArray[Any]:
     """The rows of the one input tensor (values are validated by the library).
 
+    ``binary`` is the body after the JSON part when the request uses the binary extension.
+
     Raises:
-        ApiError: A missing or wrong name, datatype, shape, parameters or data length (400).
+        ApiError: A missing or wrong name, datatype, shape, parameters or data length, or
+            binary sizes that do not match the shape or the body (400).
     """
-    for key in ("name", "shape", "datatype", "data"):
+    for key in ("name", "shape", "datatype"):
         if key not in tensor:
             raise ApiError(400, f"inputs[0] needs {key!r}")
     if type(tensor["name"]) is not str:
         raise ApiError(400, f"inputs[0].name must be a string, got {json_type(tensor['name'])}")
     if tensor["datatype"] not in DATATYPES:
         raise ApiError(400, f"inputs[0].datatype must be FP32 or FP64, got {tensor['datatype']!r}")
-    _no_binary(tensor, "inputs[0]")
+    parameters = _parameters(tensor, "inputs[0]")
+    if parameters.get("binary_data", False) is not False:
+        raise ApiError(400, "inputs[0]: binary inputs are marked by parameters.binary_data_size")
+    if "binary_data_size" in parameters:
+        return _binary_rows(tensor, parameters["binary_data_size"], binary, n_features)
+    if binary:
+        raise ApiError(
+            400,
+            f"the body has {len(binary)} bytes after the JSON header but no input has"
+            " parameters.binary_data_size",
+        )
+    if "data" not in tensor:
+        raise ApiError(400, "inputs[0] needs 'data'")
     n_rows = _rows_of(tensor["shape"], n_features)
     data = tensor["data"]
     if type(data) is not list or not data:
@@ -148,13 +256,15 @@ def tensor_rows(tensor: dict[str, Any], n_features: int) -> list[Any]:
     return [data[i : i + n_features] for i in range(0, len(data), n_features)]
 
 
-def _requested_outputs(document: dict[str, Any]) -> tuple[str, ...]:
-    if "outputs" not in document:
-        return _DEFAULT.outputs
-    value = document["outputs"]
+def _requested_outputs(
+    document: dict[str, Any], binary_default: bool
+) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """The output names in order, and whether each goes in binary form."""
+    value = document.get("outputs", [])
     if type(value) is not list:
         raise ApiError(400, f"outputs must be an array, got {json_type(value)}")
     names: list[str] = []
+    binary: list[bool] = []
     for k, item in enumerate(value):
         output = _object(item, f"outputs[{k}]", _OUTPUT_KEYS)
         name = output.get("name")
@@ -162,13 +272,18 @@ def _requested_outputs(document: dict[str, Any]) -> tuple[str, ...]:
             raise ApiError(400, f"outputs[{k}].name must be one of {', '.join(OUTPUTS)}")
         if name in names:
             raise ApiError(400, f"outputs[{k}]: {name!r} is requested twice")
-        _no_binary(output, f"outputs[{k}]")
+        parameters = _parameters(output, f"outputs[{k}]")
+        binary.append(_flag(parameters, "binary_data", f"outputs[{k}]", binary_default))
         names.append(name)
-    return tuple(names) or _DEFAULT.outputs
+    if not names:
+        return _DEFAULT.outputs, (binary_default,)
+    return tuple(names), tuple(binary)
 
 
 class OpenInferenceProtocol(PredictionProtocol[InferContext]):
-    """``POST /v2/models/<name>/infer`` with JSON tensors."""
+    """``POST /v2/models/<name>/infer`` with JSON or binary tensors."""
+
+    media_types = frozenset({JSON_MIMETYPE, BINARY_MIMETYPE})
 
     def __init__(self, model_name: str, n_features: int) -> None:
         """Answer on the infer path of ``model_name``, for rows of ``n_features`` values."""
@@ -177,25 +292,30 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         self.route = f"{model_path(model_name)}/infer"
 
     def parse(self, body: bytes, headers: Headers) -> Call[InferContext]:
-        """One input tensor; optional ``id``, ``outputs`` and (non-binary) ``parameters``."""
-        document = _object(json_object(body), "request", _REQUEST_KEYS)
+        """One input tensor (JSON or binary); optional ``id``, ``outputs``, ``parameters``."""
+        header, binary = split_body(body, headers)
+        document = _object(json_object(header), "request", _REQUEST_KEYS)
         request_id = document.get("id")
         if "id" in document and type(request_id) is not str:
             raise ApiError(400, f"id must be a string, got {json_type(request_id)}")
-        _no_binary(document, "request", "binary_data_output")
+        binary_default = _flag(
+            _parameters(document, "request"), "binary_data_output", "request", False
+        )
         inputs = document.get("inputs")
         if type(inputs) is not list or len(inputs) != 1:
             raise ApiError(400, f"inputs must be an array of exactly one tensor ({INPUT_NAME})")
-        rows = tensor_rows(_object(inputs[0], "inputs[0]", _INPUT_KEYS), self.n_features)
-        outputs = _requested_outputs(document)
-        if request_id is None and outputs is _DEFAULT.outputs:
+        rows = tensor_rows(_object(inputs[0], "inputs[0]", _INPUT_KEYS), self.n_features, binary)
+        outputs, as_binary = _requested_outputs(document, binary_default)
+        if request_id is None and outputs == _DEFAULT.outputs and as_binary == _DEFAULT.binary:
             context = _DEFAULT
         else:
-            context = InferContext(request_id, outputs)
+            context = InferContext(request_id, outputs, as_binary)
         return Call(rows, "predict_proba" in outputs, context)
 
     def render(self, call: Call[InferContext], prediction: Prediction) -> Answer:
         """The requested outputs in order, ``predict_proba`` flattened row-major."""
+        if any(call.context.binary):
+            return self._render_binary(call, prediction)
         n_rows = len(prediction.indices)
         outputs: list[dict[str, Any]] = []
         for name in call.context.outputs:
@@ -222,3 +342,36 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         if call.context.request_id is not None:
             answer["id"] = call.context.request_id
         return json_answer(answer)
+
+    def _render_binary(self, call: Call[InferContext], prediction: Prediction) -> Answer:
+        """The JSON header, then the raw bytes of each binary output in order."""
+        n_rows = len(prediction.indices)
+        outputs: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        for name, as_binary in zip(call.context.outputs, call.context.binary, strict=True):
+            if name == "predict":
+                array = np.asarray(prediction.indices, dtype="<i8")
+                output: dict[str, Any] = {"name": name, "datatype": "INT64", "shape": [n_rows]}
+            else:
+                array = np.asarray(prediction.probability_matrix, dtype="<f8")
+                output = {
+                    "name": name,
+                    "datatype": "FP64",
+                    "shape": [n_rows, len(prediction.classes)],
+                }
+            if as_binary:
+                raw = array.tobytes()
+                output["parameters"] = {"binary_data_size": len(raw)}
+                chunks.append(raw)
+            else:
+                output["data"] = array.ravel().tolist()
+            outputs.append(output)
+        answer: dict[str, Any] = {"model_name": self.model_name, "outputs": outputs}
+        if call.context.request_id is not None:
+            answer["id"] = call.context.request_id
+        header = dumps(answer)
+        return Answer(
+            200,
+            b"".join([header, *chunks]),
+            (("Content-Type", BINARY_MIMETYPE), (BINARY_HEADER, str(len(header)))),
+        )
