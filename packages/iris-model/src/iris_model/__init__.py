@@ -7,8 +7,11 @@ Example:
     array([0])
     >>> iris_model.save(model, "models/iris")
     >>> model = iris_model.load("models/iris")   # verifies sha256, versions, golden pairs
+    >>> model.digest                              # pin it: iris_model.load(dir, digest=...)
+    'sha256:...'
 
-Only load model files from sources you trust: they are pickles.
+Model files are pickles; load() unpickles them through an allow-list, so none of their code
+runs, but only a pinned digest proves a directory is the one you meant.
 """
 
 from iris_model._version import __version__
@@ -21,7 +24,7 @@ from iris_model.errors import (
     ModelLoadError,
 )
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
-from iris_model.persistence import load, read_manifest, save
+from iris_model.persistence import load, model_digest, read_manifest, save
 from iris_model.training import Evaluation, TrainingResult, train
 from iris_model.validation import MAX_ABS_FEATURE
 
@@ -40,6 +43,7 @@ __all__ = [
     "TrainingResult",
     "__version__",
     "load",
+    "model_digest",
     "read_manifest",
     "save",
     "train",

@@ -14,7 +14,14 @@ from typing import Any
 
 from iris_model import __version__
 from iris_model.errors import IrisModelError
-from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, load, read_manifest, save
+from iris_model.persistence import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    load,
+    model_digest,
+    read_manifest,
+    save,
+)
 from iris_model.training import DEFAULT_SEED, train
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -71,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd = commands.add_parser("verify", help="check digest, versions and golden predictions")
     cmd.add_argument("model_dir", metavar="DIR", help="directory of a saved model")
+    cmd.add_argument(
+        "--digest",
+        metavar="sha256:HEX",
+        help="refuse the model unless its directory digest is this one",
+    )
     cmd.set_defaults(handler=_verify)
     return parser  # fmt: skip
 
@@ -116,7 +128,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model_dir)
     if args.json:
-        print(json.dumps(manifest, indent=2, sort_keys=True))
+        print(json.dumps({**manifest, "digest": model_digest(args.model_dir)}, indent=2,
+                         sort_keys=True))  # fmt: skip
         return EXIT_OK
     artifact, versions = manifest.get("artifact", {}), manifest.get("versions", {})
     metrics = manifest.get("metrics", {})
@@ -124,6 +137,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"classes       {', '.join(manifest.get('classes', []))}")
     print(f"features      {', '.join(manifest.get('feature_names', []))}")
     print(f"sha256        {artifact.get('sha256')}  ({artifact.get('size')} bytes)")
+    print(f"digest        {model_digest(args.model_dir)}  (model directory; pin it)")
     print(f"created       {manifest.get('created_at')}")
     print("versions      " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     if metrics:
@@ -134,8 +148,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    model = load(args.model_dir)
-    print(f"ok: {args.model_dir} sha256 {model.sha256}, scikit-learn "
+    model = load(args.model_dir, digest=args.digest)
+    print(f"ok: {args.model_dir} digest {model.digest}, scikit-learn "
           f"{model.metadata['versions']['scikit-learn']}, "
           f"{len(model.metadata['golden'])} golden pairs reproduced")  # fmt: skip
     return EXIT_OK

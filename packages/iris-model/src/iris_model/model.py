@@ -55,6 +55,8 @@ class IrisModel:
         self.classes: tuple[str, ...] = tuple(classes)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.max_rows = max_rows
+        #: The directory digest (``sha256:<hex>``) when loaded by :func:`load`, else None.
+        self.digest: str | None = None
         self._scorer = scorer_for(estimator)
 
     @property
@@ -108,6 +110,9 @@ class IrisModel:
     def self_test(self) -> None:
         """Re-run the golden input/output pairs recorded in the metadata.
 
+        Each pair records the class label too, so a manifest whose ``classes`` were edited
+        (say reversed, answering "virginica" for a setosa) fails here.
+
         Raises:
             ModelLoadError: a recorded pair no longer reproduces, or none is recorded.
         """
@@ -121,6 +126,13 @@ class IrisModel:
         predicted = self._scorer.predict(inputs).tolist()
         probabilities = self._scorer.predict_proba(inputs)
         for k, pair in enumerate(golden):
+            label = self.classes[predicted[k]] if 0 <= predicted[k] < len(self.classes) else None
+            if label is None or label != pair.get("label"):
+                raise ModelLoadError(
+                    f"golden pair {k} no longer reproduces: input {pair['input']} is class"
+                    f" {predicted[k]}, labelled {label!r} by the manifest, but was saved as"
+                    f" {pair.get('label')!r}"
+                )
             if predicted[k] != pair["prediction"] or not np.allclose(
                 probabilities[k], pair["probabilities"], rtol=0, atol=_GOLDEN_TOLERANCE
             ):
@@ -150,6 +162,6 @@ def golden_pairs(model: IrisModel, inputs: npt.ArrayLike) -> list[dict[str, Any]
     predictions = model.predict(rows).tolist()
     probabilities = model.predict_proba(rows).tolist()
     return [
-        {"input": row, "prediction": pred, "probabilities": proba}
+        {"input": row, "prediction": pred, "label": model.classes[pred], "probabilities": proba}
         for row, pred, proba in zip(rows.tolist(), predictions, probabilities, strict=True)
     ]
