@@ -49,7 +49,7 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def test_defaults(load_conf: Any) -> None:
-    """Port 5000, 2 gthread workers, 20 s graceful timeout, no control socket, tmpfs heartbeat."""
+    """Port 5000, 2 gevent workers, 20 s graceful timeout, no control socket, tmpfs heartbeat."""
     conf = load_conf()
     assert conf.bind == ["0.0.0.0:5000"]
     assert conf.workers == 2

@@ -9,18 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app
-
 import inference_server
 import iris_model
-from inference_server.config import Settings
-from inference_server.jsonio import dumps
-from inference_server.predictions import MODEL_NAME
-
-#: Key of the encoded document in ``app.extensions``.
-OPENAPI_KEY = "inference_server.openapi"
-
-blueprint = Blueprint("openapi", __name__)
+from inference_server.settings import Settings
 
 _JSON = "application/json"
 
@@ -42,6 +33,7 @@ def _error(name: str) -> dict[str, str]:
 
 
 def _schemas(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
+    model_name = settings.model_name
     n_features = model.n_features
     classes = list(model.classes)
     number = {
@@ -51,7 +43,7 @@ def _schemas(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
     }
     row = {
         "type": "array",
-        "description": "One flower: " + ", ".join(model.feature_names) + ".",
+        "description": "One row: " + ", ".join(model.feature_names) + ".",
         "items": number,
         "minItems": n_features,
         "maxItems": n_features,
@@ -135,7 +127,7 @@ def _schemas(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
         },
         "ModelReady": {
             "type": "object",
-            "properties": {"name": {"const": MODEL_NAME}, "ready": {"type": "boolean"}},
+            "properties": {"name": {"const": model_name}, "ready": {"type": "boolean"}},
             "required": ["name", "ready"],
         },
         "InferRequest": {
@@ -204,7 +196,7 @@ def _schemas(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
         "InferResponse": {
             "type": "object",
             "properties": {
-                "model_name": {"const": MODEL_NAME},
+                "model_name": {"const": model_name},
                 "id": {"type": "string"},
                 "outputs": {
                     "type": "array",
@@ -290,6 +282,7 @@ def _probe(summary: str, schema: dict[str, Any], can_fail: bool = True) -> dict[
 
 def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document for ``model`` served with ``settings``."""
+    model_name = settings.model_name
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
     tensor_list = {"type": "array", "items": _ref("TensorMetadata")}
     paths: dict[str, Any] = {
@@ -350,10 +343,10 @@ def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, 
                 },
             }
         },
-        f"/v1/models/{MODEL_NAME}": {
+        f"/v1/models/{model_name}": {
             "get": _probe("KServe V1: model readiness.", _ref("ModelReady"))
         },
-        f"/v1/models/{MODEL_NAME}:predict": {
+        f"/v1/models/{model_name}:predict": {
             "post": _predict_operation(
                 "KServe V1 prediction on instances.",
                 "V1PredictRequest",
@@ -389,13 +382,13 @@ def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, 
                 {"type": "object", "properties": {"ready": {"type": "boolean"}}},
             )
         },
-        f"/v2/models/{MODEL_NAME}": {
+        f"/v2/models/{model_name}": {
             "get": _probe(
                 "Open Inference Protocol: model metadata (the model's real schema).",
                 {
                     "type": "object",
                     "properties": {
-                        "name": {"const": MODEL_NAME},
+                        "name": {"const": model_name},
                         "platform": {"type": "string"},
                         "inputs": tensor_list,
                         "outputs": tensor_list,
@@ -405,10 +398,10 @@ def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, 
                 can_fail=False,
             )
         },
-        f"/v2/models/{MODEL_NAME}/ready": {
+        f"/v2/models/{model_name}/ready": {
             "get": _probe("Open Inference Protocol: model readiness.", _ref("ModelReady"))
         },
-        f"/v2/models/{MODEL_NAME}/infer": {
+        f"/v2/models/{model_name}/infer": {
             "post": _predict_operation(
                 "Open Inference Protocol inference (JSON tensors).",
                 "InferRequest",
@@ -426,23 +419,11 @@ def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, 
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Iris inference server",
+            "title": "Inference server",
             "version": inference_server.__version__,
             "description": "Seed, KServe V1 and Open Inference Protocol V2 routes over one"
-            ' Iris classifier. Every error body is {"error": "<message>"}.',
+            ' classifier. Every error body is {"error": "<message>"}.',
         },
         "paths": paths,
         "components": components,
     }
-
-
-@blueprint.get("/openapi.json")
-def openapi_document() -> Response:
-    """Serve the document built at start-up."""
-    return Response(current_app.extensions[OPENAPI_KEY], mimetype=_JSON)
-
-
-def init_openapi(app: Any, model: iris_model.IrisModel, settings: Settings) -> None:
-    """Build the document once and add ``GET /openapi.json``."""
-    app.extensions[OPENAPI_KEY] = dumps(build_openapi(model, settings))
-    app.register_blueprint(blueprint)
