@@ -120,6 +120,7 @@ def create_app(
             settings.max_content_length,
             idle_timeout=settings.body_idle_timeout,
             total_timeout=settings.body_timeout,
+            in_flight_limit=settings.body_bytes_in_flight,
         ),
         metrics=metrics,
         access_log=access_log,

@@ -14,6 +14,7 @@ not wait for the rest of the body before closing it.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
@@ -22,6 +23,9 @@ from typing import IO, Any
 from inference_server.errors import JSON_MIMETYPE, ApiError
 
 _READ_CHUNK = 64 * 1024
+#: Bodies up to this size (every ordinary prediction) do not count against the in-flight
+#: budget, so a flood of large bodies never refuses them.
+_SMALL_BODY = 16 * 1024
 #: Content-Encoding values meaning "not encoded"; any other is refused (415), not guessed.
 _IDENTITY = frozenset({"", "identity"})
 try:  # Gunicorn's framing errors of a chunked body, raised from wsgi.input.read()
@@ -82,7 +86,12 @@ class BodyReader:
     """Reads a request body of at most ``limit`` bytes, with or without Content-Length."""
 
     def __init__(
-        self, limit: int, *, idle_timeout: float | None = None, total_timeout: float | None = None
+        self,
+        limit: int,
+        *,
+        idle_timeout: float | None = None,
+        total_timeout: float | None = None,
+        in_flight_limit: int | None = None,
     ) -> None:
         """Refuse bodies over ``limit`` bytes (413), or slower than the deadlines (408).
 
@@ -90,10 +99,16 @@ class BodyReader:
             limit: Largest body in bytes.
             idle_timeout: Longest wait for the next bytes of a body, seconds (None: none).
             total_timeout: Longest time to receive a whole body, seconds (None: none).
+            in_flight_limit: Bytes of large bodies (over 16 KiB) this worker may hold at once;
+                past it a large body is answered 503 with ``Retry-After`` (None: no bound).
+                Small bodies (every ordinary prediction) are never refused.
         """
         self.limit = limit
         self.idle_timeout = idle_timeout
         self.total_timeout = total_timeout
+        self.in_flight_limit = in_flight_limit
+        self.in_flight = 0
+        self._lock = threading.Lock()  # gthread workers share one reader between threads
 
     def too_large(self) -> ApiError:
         """The 413 answer."""
@@ -128,8 +143,11 @@ class BodyReader:
             size = -1
         sock = environ.get("gunicorn.socket")
         previous = sock.gettimeout() if sock is not None else None
+        reserved = 0
         try:
             with self._total_deadline(sock):
+                if size > _SMALL_BODY:
+                    reserved = self._reserve(size, sock)
                 return self._read(environ["wsgi.input"], size, sock)
         except TimeoutError:
             _stop_reading(sock)
@@ -138,28 +156,55 @@ class BodyReader:
             _stop_reading(sock)
             raise ApiError(400, "malformed request body: bad chunked framing") from None
         finally:
+            if reserved:
+                self._release(reserved)
             if sock is not None:
                 with suppress(OSError):
                     sock.settimeout(previous)
+
+    def _reserve(self, size: int, sock: socket.socket | None) -> int:
+        """Count ``size`` bytes against the in-flight budget, or refuse the body (503)."""
+        with self._lock:
+            if self.in_flight_limit is None or self.in_flight + size <= self.in_flight_limit:
+                self.in_flight += size
+                return size
+        _stop_reading(sock)
+        raise ApiError(
+            503,
+            "too many large request bodies in flight; retry shortly",
+            headers=(("Retry-After", "1"),),
+        )
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self.in_flight -= size
 
     def _read(self, stream: IO[bytes], size: int, sock: socket.socket | None) -> bytes:
         """Read ``size`` bytes (or up to ``limit + 1`` if -1) in chunks, within the deadlines."""
         wanted = self.limit + 1 if size < 0 else size
         started = time.monotonic()
+        reserved = 0
         chunks: list[bytes] = []
         received = 0
-        while received < wanted:
-            if sock is not None and (self.idle_timeout or self.total_timeout):
-                # Each recv() below waits at most this long for data.
-                sock.settimeout(self._wait(started))
-            chunk = stream.read(min(_READ_CHUNK, wanted - received))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            received += len(chunk)
-        if size < 0 and received > self.limit:
-            raise self.too_large()
-        return b"".join(chunks)
+        try:
+            while received < wanted:
+                if sock is not None and (self.idle_timeout or self.total_timeout):
+                    # Each recv() below waits at most this long for data.
+                    sock.settimeout(self._wait(started))
+                chunk = stream.read(min(_READ_CHUNK, wanted - received))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+                if size < 0 and received > _SMALL_BODY and not reserved:
+                    # A large chunked body: its length is unknown, so count the most it may be.
+                    reserved = self._reserve(self.limit + 1, sock)
+            if size < 0 and received > self.limit:
+                raise self.too_large()
+            return b"".join(chunks)
+        finally:
+            if reserved:
+                self._release(reserved)
 
     def _total_deadline(self, sock: socket.socket | None) -> AbstractContextManager[Any]:
         """Under gevent, a timer that also stops a client trickling a byte at a time.

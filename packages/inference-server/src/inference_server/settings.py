@@ -213,6 +213,13 @@ class Settings:
         positive_float,
         "longest time to receive a whole request body, seconds (408 and close past it)",
     )
+    body_bytes_in_flight: int = setting(
+        32 * MIB,
+        "INFERENCE_BODY_BYTES_IN_FLIGHT",
+        positive_int,
+        "bytes of large (> 16 KiB) request bodies one worker holds at once; past it 503 with"
+        " Retry-After. With the default workers and connections it keeps a pod under 768Mi",
+    )
     max_rows: int = setting(
         iris_model.DEFAULT_MAX_ROWS,
         "INFERENCE_MAX_ROWS",
@@ -256,10 +263,11 @@ class Settings:
         choices=WORKER_CLASSES,
     )
     worker_connections: int = setting(
-        1000,
+        4000,
         "INFERENCE_WORKER_CONNECTIONS",
         positive_int,
-        "connections per gevent worker",
+        "connections per gevent worker; more than a stalling crowd can fill before the body"
+        " deadlines free them (each holds at most a 16 KiB body outside the in-flight budget)",
         scope="gunicorn",
     )
     threads: int = setting(
