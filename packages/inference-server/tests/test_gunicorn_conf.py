@@ -18,18 +18,10 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignor
 
 import inference_server.gunicorn_conf as conf_module
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+from inference_server.settings import specs
 
-GUNICORN_ENV = (
-    "INFERENCE_BIND",
-    "WEB_CONCURRENCY",
-    "INFERENCE_THREADS",
-    "INFERENCE_TIMEOUT",
-    "INFERENCE_GRACEFUL_TIMEOUT",
-    "INFERENCE_KEEPALIVE",
-    "INFERENCE_MAX_REQUESTS",
-    "INFERENCE_MAX_REQUESTS_JITTER",
-    "INFERENCE_LOG_LEVEL",
-)
+#: The variables the config module reads (the settings model's Gunicorn scope).
+GUNICORN_ENV = tuple(spec.env for _name, spec, _default in specs() if spec.scope == "gunicorn")
 
 
 @pytest.fixture

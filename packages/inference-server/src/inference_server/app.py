@@ -80,8 +80,8 @@ def create_app(
 
     Configuration: :class:`~inference_server.settings.Settings` defaults, then the
     environment, then ``config`` (keys like ``MAX_ROWS``). The model is loaded (or trained)
-    once, here, unless ``model`` is given (tests, embedding); its ``max_rows`` is then set
-    from the settings.
+    and self-tested once, here, unless ``model`` is given (tests, embedding): the caller
+    vouches for that one, and its ``max_rows`` is set from the settings.
 
     Raises:
         inference_server.settings.ConfigError: Invalid configuration.

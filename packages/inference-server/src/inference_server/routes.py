@@ -43,9 +43,12 @@ def error_response(status: int, message: str) -> Response:
     return Response(error_bytes(message), status=status, mimetype=JSON_MIMETYPE)
 
 
-def _lifecycle() -> Lifecycle:
+def _when_ready(document: Any, not_ready: str) -> Response:
+    """``document`` while the worker is ready, else 503 (``{reason}`` says why not)."""
     lifecycle: Lifecycle = current_app.extensions[LIFECYCLE_KEY]
-    return lifecycle
+    if lifecycle.ready:
+        return json_response(document)
+    return error_response(503, not_ready.format(reason=lifecycle.reason))
 
 
 def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: bytes) -> Blueprint:
@@ -54,6 +57,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     v1_model = f"/v1/models/{model_name}"
     v2_model = open_inference.model_path(model_name)
     metadata = dumps(open_inference.model_metadata(model_name, model))
+    model_ready = kserve_v1.model_ready(model_name)
     server = dumps(open_inference.server_metadata(inference_server.__version__))
 
     @routes.get("/")
@@ -69,10 +73,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     @routes.get("/readyz")
     def readyz() -> Response:
         """Readiness: 200 when the model is loaded and no shutdown began, else 503."""
-        lifecycle = _lifecycle()
-        if lifecycle.ready:
-            return json_response({"status": "ready"})
-        return error_response(503, f"not ready: {lifecycle.reason}")
+        return _when_ready({"status": "ready"}, "not ready: {reason}")
 
     @routes.get("/v1/models")
     def v1_models() -> Response:
@@ -82,9 +83,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     @routes.get(v1_model)
     def v1_model_ready() -> Response:
         """200 with ``ready: true`` when the model serves, else 503."""
-        if _lifecycle().ready:
-            return json_response(kserve_v1.model_ready(model_name))
-        return error_response(503, f"Model with name {model_name} is not ready.")
+        return _when_ready(model_ready, f"Model with name {model_name} is not ready.")
 
     @routes.get("/v2")
     def v2_server() -> Response:
@@ -99,10 +98,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     @routes.get("/v2/health/ready")
     def v2_ready() -> Response:
         """Server readiness: 200 when the model serves, 503 before that or once draining."""
-        lifecycle = _lifecycle()
-        if lifecycle.ready:
-            return json_response({"ready": True})
-        return error_response(503, f"not ready: {lifecycle.reason}")
+        return _when_ready({"ready": True}, "not ready: {reason}")
 
     @routes.get(v2_model)
     def v2_model_metadata() -> Response:
@@ -112,9 +108,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     @routes.get(f"{v2_model}/ready")
     def v2_model_ready() -> Response:
         """Model readiness: 200 ``{"name", "ready": true}`` or 503."""
-        if _lifecycle().ready:
-            return json_response(kserve_v1.model_ready(model_name))
-        return error_response(503, f"model {model_name} is not ready")
+        return _when_ready(model_ready, f"model {model_name} is not ready")
 
     @routes.get("/metrics")
     def metrics_exposition() -> Response:

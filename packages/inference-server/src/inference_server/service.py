@@ -92,6 +92,7 @@ class PredictionService:
     ) -> Iterable[bytes]:
         """Serve one WSGI request on ``protocol``'s route."""
         started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "")
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
         try:
             answer = self.answer(protocol, environ)
@@ -100,7 +101,7 @@ class PredictionService:
             if api_error is None:
                 logger.exception(
                     "unexpected error on %s %s (request_id=%s)",
-                    environ.get("REQUEST_METHOD"),
+                    method,
                     protocol.route,
                     rid,
                 )
@@ -116,10 +117,10 @@ class PredictionService:
             ],
         )
         elapsed = time.perf_counter() - started
-        self._observe(protocol.route, environ.get("REQUEST_METHOD", ""), status, elapsed)
+        self._observe(protocol.route, method, status, elapsed)
         if self.access_log is not None:
             self.access_log.request(
-                environ.get("REQUEST_METHOD", ""),
+                method,
                 environ.get("PATH_INFO", ""),
                 status,
                 elapsed,

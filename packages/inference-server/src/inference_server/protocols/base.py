@@ -53,7 +53,7 @@ class EnvironHeaders:
         return value if isinstance(value, str) else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call(Generic[C]):
     """A parsed prediction request.
 
@@ -68,7 +68,7 @@ class Call(Generic[C]):
     context: C
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """The model's answer for one call.
 
@@ -111,7 +111,7 @@ class Prediction:
         return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Answer:
     """An HTTP answer: status, headers (Content-Length and X-Request-ID come later), body."""
 
