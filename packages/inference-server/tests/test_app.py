@@ -67,3 +67,18 @@ def test_create_app_reads_no_env_per_request(
     monkeypatch.setenv("INFERENCE_MAX_ROWS", "1")
     response = app.test_client().post("/predict", json={"instances": [SETOSA, SETOSA]})
     assert response.status_code == 200
+
+
+def test_pinned_model_digest(
+    make_app: Callable[..., Flask], model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """INFERENCE_MODEL_DIGEST serves only that directory; any other digest stops start-up."""
+    digest = iris_model.model_digest(model_dir)
+    with caplog.at_level(logging.INFO, logger="inference_server"):
+        app = make_app(MODEL_DIR=str(model_dir), MODEL_DIGEST=digest)
+    assert app.extensions[MODEL_KEY].digest == digest
+    assert f"loaded model {digest}" in caplog.text
+    with pytest.raises(iris_model.ModelIntegrityError, match="differs from the pinned"):
+        make_app(MODEL_DIR=str(model_dir), MODEL_DIGEST="sha256:" + "0" * 64)
+    with pytest.raises(iris_model.ModelLoadError, match="needs a model directory"):
+        make_app(MODEL_DIGEST=digest)

@@ -111,3 +111,31 @@ def test_other_media_types_can_be_accepted() -> None:
 def test_media_type_parameters() -> None:
     """Parameters are split off, names lower-cased, quotes removed."""
     assert media_type('A/B ; Charset="x" ; q=1') == ("a/b", {"charset": "x", "q": "1"})
+
+
+def test_large_bodies_past_the_in_flight_budget_get_503() -> None:
+    """Large bodies share a per-worker byte budget; small ones are never refused."""
+    reader = BodyReader(1 << 20, in_flight_limit=200_000)
+    reader.in_flight = 150_000  # held by other requests of this worker
+
+    def environ(body: bytes) -> dict[str, object]:
+        return {"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+
+    with pytest.raises(ApiError) as refused:
+        reader.read(environ(b"x" * 100_000))
+    assert refused.value.status == 503
+    assert ("Retry-After", "1") in refused.value.headers
+    assert reader.read(environ(b"{}")) == b"{}"
+    reader.in_flight = 0
+    assert len(reader.read(environ(b"x" * 100_000))) == 100_000
+    assert reader.in_flight == 0  # released after the read
+
+
+def test_content_encoding_is_refused() -> None:
+    """A Content-Encoding other than identity is a 415, never decoded or ignored."""
+    reader = BodyReader(1000)
+    body = {"wsgi.input": io.BytesIO(b"{}"), "CONTENT_LENGTH": "2"}
+    assert reader.read({**body, "HTTP_CONTENT_ENCODING": "identity"}) == b"{}"
+    with pytest.raises(ApiError) as refused:
+        reader.read({**body, "HTTP_CONTENT_ENCODING": "gzip"})
+    assert refused.value.status == 415

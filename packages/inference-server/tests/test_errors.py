@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import pytest
 from flask import Flask
 
 import iris_model
-from inference_server.errors import ApiError
+from inference_server.errors import MAX_MESSAGE_CHARS, ApiError, error_bytes
 
 
 @pytest.fixture
@@ -83,3 +84,12 @@ def test_api_error_details(faulty_app: Flask) -> None:
     response = faulty_app.test_client().get("/details")
     assert response.status_code == 422
     assert response.get_json() == {"error": "several problems", "details": ["one", "two"]}
+
+
+def test_error_messages_are_bounded() -> None:
+    """No error body carries more than a bounded prefix of a message quoting client input."""
+    body = json.loads(error_bytes("unknown key " + "k" * 900_000, ["x" * 10_000]))
+    assert len(body["error"]) == MAX_MESSAGE_CHARS
+    assert body["error"].endswith("...")
+    assert len(body["details"][0]) == MAX_MESSAGE_CHARS
+    assert json.loads(error_bytes("short"))["error"] == "short"

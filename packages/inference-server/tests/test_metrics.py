@@ -105,3 +105,16 @@ def test_apps_do_not_share_metrics(make_app: Callable[..., Flask]) -> None:
     first.test_client().post("/predict", json={"features": SETOSA})
     assert first.extensions[METRICS_KEY].registry is not second.extensions[METRICS_KEY].registry
     assert _samples(second)[("inference_rows_per_request_count", ())] == 0
+
+
+def test_method_labels_come_from_a_fixed_set(make_app: Callable[..., Flask]) -> None:
+    """Invented methods share one label value, so clients cannot grow /metrics."""
+    app = make_app()
+    client = app.test_client()
+    for k in range(50):
+        client.open("/predict", method=f"BREW{k}")
+        client.open(f"/nowhere/{k}", method=f"BREW{k}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "BREW" not in text
+    assert 'method="OTHER"' in text
+    assert "/nowhere" not in text

@@ -75,6 +75,11 @@ def test_environment_is_read_at_start(
         ({"WORKER_CLASS": "eventlet"}, "INFERENCE_WORKER_CLASS must be one of gevent"),
         ({"WEB_CONCURRENCY": "-1"}, "WEB_CONCURRENCY must be a positive integer"),
         ({"TIMEOUT": "-1"}, "INFERENCE_TIMEOUT must not be negative"),
+        # keepalive is Gunicorn's only header deadline: 0 would let slowloris hold workers.
+        ({"KEEPALIVE": "0"}, "INFERENCE_KEEPALIVE must be a positive integer"),
+        ({"BODY_IDLE_TIMEOUT": "0"}, "INFERENCE_BODY_IDLE_TIMEOUT must be a positive number"),
+        ({"BODY_TIMEOUT": "inf"}, "INFERENCE_BODY_TIMEOUT must be a positive number"),
+        ({"MODEL_DIGEST": "abc"}, "INFERENCE_MODEL_DIGEST must be sha256: followed by 64"),
     ],
 )
 def test_invalid_values_stop_start_up(overrides: dict[str, Any], message: str) -> None:

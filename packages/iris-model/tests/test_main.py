@@ -43,6 +43,22 @@ def test_train_then_predict_verify_and_info(
     assert json.loads(capsys.readouterr().out)["artifact"]["file"] == MODEL_FILE
 
 
+def test_info_shows_the_digest_that_verify_pins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`info` prints the directory digest; `verify --digest` accepts it and refuses others."""
+    main(["train", "-o", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    digest = json.loads(capsys.readouterr().out)["digest"]
+    assert main(["info", str(tmp_path)]) == 0
+    assert f"digest        {digest}" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path), "--digest", digest]) == 0
+    assert digest in capsys.readouterr().out
+    assert main(["verify", str(tmp_path), "--digest", "sha256:" + "0" * 64]) == 1
+    assert "differs from the pinned" in capsys.readouterr().err
+
+
 def test_train_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Train --json prints the evaluation and digest as JSON."""
     assert main(["train", "-o", str(tmp_path), "--seed", "7", "--json"]) == 0

@@ -13,12 +13,22 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import iris_model
-from iris_model import IrisModel, ModelIntegrityError, ModelLoadError
+import iris_model.dataset
+from iris_model import IrisModel, ModelIntegrityError, ModelLoadError, persistence
+from iris_model.model import golden_pairs
 from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, file_sha256
+from iris_model.training import runtime_versions
 
 
 def _edit_manifest(directory: Path, **changes: Any) -> None:
@@ -32,7 +42,7 @@ def _forbid_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object, **__: object) -> None:
         pytest.fail("the model file was unpickled before it was verified")
 
-    monkeypatch.setattr(joblib, "load", refuse)
+    monkeypatch.setattr(persistence, "restricted_load", refuse)
 
 
 def test_round_trip_predicts_the_same(trained_model: IrisModel, tmp_path: Path) -> None:
@@ -132,7 +142,7 @@ def test_inconsistent_version_warning_is_an_error(
             stacklevel=1,
         )
 
-    monkeypatch.setattr(joblib, "load", warn)
+    monkeypatch.setattr(persistence, "restricted_load", warn)
     with pytest.raises(ModelLoadError, match="Trying to unpickle estimator LogisticRegression"):
         iris_model.load(saved_dir)
 
@@ -214,3 +224,133 @@ def test_load_applies_max_rows(saved_dir: Path) -> None:
 def test_save_leaves_no_temporary_files(saved_dir: Path) -> None:
     """Atomic writes clean up after themselves."""
     assert sorted(p.name for p in saved_dir.iterdir()) == [MODEL_FILE, MANIFEST_FILE]
+
+
+def _reseal(directory: Path) -> None:
+    """Recompute the manifest's sha256/size, as an attacker who swaps the file would."""
+    path = directory / MODEL_FILE
+    _edit_manifest(
+        directory,
+        artifact={"file": MODEL_FILE, "sha256": file_sha256(path), "size": path.stat().st_size},
+    )
+
+
+def test_command_in_a_resealed_pickle_never_runs(saved_dir: Path, tmp_path: Path) -> None:
+    """A pickle that would run a command, with its sha256 recomputed, is refused unrun."""
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    joblib.dump(Exploit(), saved_dir / MODEL_FILE)
+    _reseal(saved_dir)
+    with pytest.raises(ModelLoadError, match=r"refused, the pickle names posix\.system"):
+        iris_model.load(saved_dir)
+    assert not marker.exists()
+
+
+def test_reversed_classes_in_the_manifest_fail_the_load(saved_dir: Path) -> None:
+    """Relabelling the classes (setosa answered as virginica) fails the golden labels."""
+    manifest = json.loads((saved_dir / MANIFEST_FILE).read_text())
+    _edit_manifest(saved_dir, classes=manifest["classes"][::-1])
+    with pytest.raises(ModelLoadError, match=r"golden pair 0 .* labelled 'virginica'"):
+        iris_model.load(saved_dir)
+
+
+def test_golden_pairs_record_labels(saved_dir: Path) -> None:
+    """Each golden pair carries the label the model answered when it was saved."""
+    manifest = json.loads((saved_dir / MANIFEST_FILE).read_text())
+    assert [pair["label"] for pair in manifest["golden"]] == manifest["classes"]
+
+
+def test_model_digest_is_pinnable(saved_dir: Path) -> None:
+    """load(digest=...) accepts the directory's own digest and exposes it."""
+    digest = iris_model.model_digest(saved_dir)
+    assert digest.startswith("sha256:")
+    assert len(digest) == len("sha256:") + 64
+    assert iris_model.load(saved_dir, digest=digest).digest == digest
+    assert iris_model.load(saved_dir).digest == digest
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: {"versions": {**m["versions"], "numpy": "1.0.0"}},
+        lambda m: {"feature_names": m["feature_names"][::-1]},
+        lambda m: {"created_at": "2020-01-01T00:00:00+00:00"},
+    ],
+    ids=["versions", "feature-names", "any-field"],
+)
+def test_a_pinned_digest_refuses_an_edited_manifest(
+    saved_dir: Path, monkeypatch: pytest.MonkeyPatch, edit: Any
+) -> None:
+    """With the digest pinned, no manifest field can change, and nothing is unpickled."""
+    digest = iris_model.model_digest(saved_dir)
+    _edit_manifest(saved_dir, **edit(json.loads((saved_dir / MANIFEST_FILE).read_text())))
+    assert iris_model.model_digest(saved_dir) != digest
+    _forbid_unpickling(monkeypatch)
+    with pytest.raises(ModelIntegrityError, match="differs from the pinned"):
+        iris_model.load(saved_dir, digest=digest)
+
+
+def test_estimator_feature_names_and_labels_are_cross_checked(
+    saved_dir: Path, trained_model: IrisModel
+) -> None:
+    """Feature names and string classes the estimator knows must match the manifest's."""
+    features, target = iris_model.dataset.load_dataset()
+    labels = np.array(["setosa", "versicolor", "virginica"], dtype=object)
+    estimator = LogisticRegression(max_iter=500).fit(features, labels[target])
+    estimator.feature_names_in_ = np.array(trained_model.feature_names, dtype=object)
+    joblib.dump(estimator, saved_dir / MODEL_FILE)
+    manifest = json.loads((saved_dir / MANIFEST_FILE).read_text())
+    _reseal(saved_dir)
+    _edit_manifest(saved_dir, feature_names=["a", "b", "c", "d"])
+    with pytest.raises(ModelLoadError, match="feature names differ"):
+        iris_model.load(saved_dir)
+    _edit_manifest(saved_dir, feature_names=manifest["feature_names"], classes=["x", "y", "z"])
+    with pytest.raises(ModelLoadError, match="classes differ"):
+        iris_model.load(saved_dir)
+
+
+def test_world_writable_model_is_refused(saved_dir: Path) -> None:
+    """A model file or directory any user could replace is not loaded."""
+    (saved_dir / MODEL_FILE).chmod(0o666)
+    with pytest.raises(ModelLoadError, match="writable by every user"):
+        iris_model.load(saved_dir)
+    (saved_dir / MODEL_FILE).chmod(0o644)
+    saved_dir.chmod(0o777)
+    with pytest.raises(ModelLoadError, match="writable by every user"):
+        iris_model.load(saved_dir)
+
+
+def test_group_writable_model_is_warned_about(
+    saved_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group-writable model still loads (fsGroup volumes are), with a warning in the log."""
+    (saved_dir / MANIFEST_FILE).chmod(0o664)
+    iris_model.load(saved_dir)
+    assert f"{MANIFEST_FILE} is group-writable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RandomForestClassifier(n_estimators=5, random_state=0),
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)),
+        lambda: HistGradientBoostingClassifier(max_iter=5, random_state=0),
+        lambda: GradientBoostingClassifier(n_estimators=5, random_state=0),
+    ],
+    ids=["random-forest", "scaler-logreg", "hist-gradient-boosting", "gradient-boosting"],
+)
+def test_other_estimators_save_and_load(make: Any, tmp_path: Path) -> None:
+    """Estimators users bring go through save() and the verifying load()."""
+    features, target = iris_model.dataset.load_dataset()
+    model = IrisModel(make().fit(features, target))
+    model.metadata = {
+        "versions": runtime_versions(),
+        "golden": golden_pairs(model, features[::50]),
+    }
+    iris_model.save(model, tmp_path)
+    loaded = iris_model.load(tmp_path)
+    assert np.array_equal(loaded.predict_proba(features), model.predict_proba(features))

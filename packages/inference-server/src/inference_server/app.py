@@ -43,6 +43,9 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
             golden pairs); the server must not start.
     """
     if settings.model_dir is None:
+        if settings.model_digest is not None:
+            logger.critical("INFERENCE_MODEL_DIGEST is set but INFERENCE_MODEL_DIR is not")
+            raise iris_model.ModelLoadError("a pinned model digest needs a model directory")
         model = iris_model.train(seed=settings.train_seed).model
         model.max_rows = settings.max_rows
         model.self_test()  # load() runs it itself for saved models
@@ -52,12 +55,21 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
         )
         return model
     try:
-        # Verifies sha256 (before unpickling), versions and the golden pairs.
-        model = iris_model.load(settings.model_dir, max_rows=settings.max_rows)
+        # Verifies permissions, digests (before unpickling), versions, an allow-listed
+        # unpickling and the golden pairs.
+        model = iris_model.load(
+            settings.model_dir, max_rows=settings.max_rows, digest=settings.model_digest
+        )
     except iris_model.ModelLoadError as error:
         logger.critical("refusing to serve the model in %s: %s", settings.model_dir, error)
         raise
-    logger.info("loaded model %s from %s", model.sha256, settings.model_dir)
+    logger.info(
+        "loaded model %s from %s (model file sha256 %s; digest %s)",
+        model.digest,
+        settings.model_dir,
+        model.sha256,
+        "pinned" if settings.model_digest else "not pinned: set INFERENCE_MODEL_DIGEST",
+    )
     return model
 
 
@@ -77,6 +89,11 @@ def create_app(
     """
     settings = load_settings(os.environ, config)
     tokens = bearer_tokens(settings)
+    # Never the tokens themselves: how many, so an empty Secret is visible in the log.
+    if tokens:
+        logger.info("auth on: prediction routes need one of %d bearer token(s)", len(tokens))
+    else:
+        logger.warning("auth off: prediction routes need no token (INFERENCE_AUTH_TOKENS unset)")
     if model is None:
         model = load_model(settings)
     else:
@@ -99,7 +116,12 @@ def create_app(
 
     service = PredictionService(
         model,
-        body_reader=BodyReader(settings.max_content_length),
+        body_reader=BodyReader(
+            settings.max_content_length,
+            idle_timeout=settings.body_idle_timeout,
+            total_timeout=settings.body_timeout,
+            in_flight_limit=settings.body_bytes_in_flight,
+        ),
         metrics=metrics,
         access_log=access_log,
         auth=BearerAuth(tokens) if tokens else None,

@@ -25,6 +25,18 @@ from inference_server.strictjson import InvalidJSONError
 JSON_MIMETYPE = "application/json"
 
 
+#: Longest error message sent back: messages may quote client input (a key, a name), and a
+#: 900 KB key once came back in a 900 KB error. Longer ones are cut, marked with "...".
+MAX_MESSAGE_CHARS = 300
+
+
+def bounded(message: str) -> str:
+    """``message``, cut to :data:`MAX_MESSAGE_CHARS` characters."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
 class ApiError(Exception):
     """An error the server answers itself: status, client-facing message, extra headers."""
 
@@ -71,7 +83,8 @@ def error_bytes(message: str, details: list[str] | None = None) -> bytes:
     ``json.dumps`` (ASCII-escaped): a message quoting client text with lone surrogates
     still serialises.
     """
-    body: dict[str, Any] = {"error": message}
+    body: dict[str, Any] = {"error": bounded(message)}
     if details:
-        body["details"] = details
+        # Each detail quotes at most one value; their number is bounded by the protocol.
+        body["details"] = [bounded(detail) for detail in details]
     return json.dumps(body, separators=(",", ":")).encode()

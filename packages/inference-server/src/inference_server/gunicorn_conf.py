@@ -54,6 +54,31 @@ import inference_server.app  # noqa: F401
 
 gc.freeze()
 
+
+def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Gunicorn's answer to a request it cannot parse (400, 414, 431, 501...), as JSON.
+
+    Gunicorn answers these itself, before the app sees the request, with an HTML page. Its
+    worker calls ``gunicorn.util.write_error`` for every one of them, so replacing that one
+    function (here, in the master, before the workers fork) makes the README's promise true:
+    every error is ``{"error": ...}``. The message may quote client input: bounded like ours.
+    """
+    from gunicorn import util  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+
+    from inference_server.errors import error_bytes  # noqa: PLC0415
+
+    body = error_bytes(f"{reason}: {mesg}" if mesg else reason)
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+import gunicorn.util  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
+
+gunicorn.util.write_error = write_json_error
+
 bind = [_settings.bind]
 workers = _settings.workers
 # gevent, chosen by measurement (see the package README): sync workers cannot keep

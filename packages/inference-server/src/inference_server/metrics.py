@@ -20,6 +20,12 @@ import iris_model
 METRICS_KEY = "inference_server.metrics"
 #: Route label of requests no route matched (404s), so labels stay bounded.
 UNMATCHED_ROUTE = "<unmatched>"
+#: Method label values: the standard methods as sent, anything a client invents as "OTHER"
+#: (5,000 invented methods once grew /metrics from 77 KB to 8.5 MB).
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "OTHER"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ROW_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
@@ -97,8 +103,9 @@ class Metrics:
         return generate_latest(self.exposition)
 
     def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Record one answered request."""
+        """Record one answered request (``route`` must come from a fixed set already)."""
         status_text = str(status)
+        method = method if method in KNOWN_METHODS else OTHER_METHOD
         self.latency.labels(route, method, status_text).observe(seconds)
         if status >= 400:
             self.errors.labels(route, status_text).inc()

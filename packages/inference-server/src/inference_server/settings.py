@@ -15,6 +15,7 @@ the Gunicorn master.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,29 @@ def positive_int(value: Any) -> int:
     if number < 1:
         raise ValueError("must be a positive integer")
     return number
+
+
+def positive_float(value: Any) -> float:
+    """A finite number > 0 (seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a positive number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a positive number") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError("must be a positive number")
+    return number
+
+
+def model_digest(value: Any) -> str | None:
+    """``sha256:`` and 64 hex digits (iris_model.model_digest), or unset."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        raise ValueError("must be sha256: followed by 64 hex digits")
+    return text
 
 
 def non_negative_int(value: Any) -> int:
@@ -157,6 +181,14 @@ class Settings:
         " Iris model at start-up (logged). A model that fails verification stops the server",
         shown_default="unset",
     )
+    model_digest: str | None = setting(
+        None,
+        "INFERENCE_MODEL_DIGEST",
+        model_digest,
+        "pin the model directory: `sha256:<hex>` as `iris-model info` shows it; any other"
+        " content, manifest included, stops the server",
+        shown_default="unset",
+    )
     model_name: str = setting(
         "iris",
         "INFERENCE_MODEL_NAME",
@@ -168,6 +200,25 @@ class Settings:
         "INFERENCE_MAX_CONTENT_LENGTH",
         positive_int,
         "largest request body in bytes (413 above; chunked bodies too)",
+    )
+    body_idle_timeout: float = setting(
+        5.0,
+        "INFERENCE_BODY_IDLE_TIMEOUT",
+        positive_float,
+        "longest wait for the next bytes of a request body, seconds (408 and close past it)",
+    )
+    body_timeout: float = setting(
+        20.0,
+        "INFERENCE_BODY_TIMEOUT",
+        positive_float,
+        "longest time to receive a whole request body, seconds (408 and close past it)",
+    )
+    body_bytes_in_flight: int = setting(
+        32 * MIB,
+        "INFERENCE_BODY_BYTES_IN_FLIGHT",
+        positive_int,
+        "bytes of large (> 16 KiB) request bodies one worker holds at once; past it 503 with"
+        " Retry-After. With the default workers and connections it keeps a pod under 768Mi",
     )
     max_rows: int = setting(
         iris_model.DEFAULT_MAX_ROWS,
@@ -212,10 +263,11 @@ class Settings:
         choices=WORKER_CLASSES,
     )
     worker_connections: int = setting(
-        1000,
+        4000,
         "INFERENCE_WORKER_CONNECTIONS",
         positive_int,
-        "connections per gevent worker",
+        "connections per gevent worker; more than a stalling crowd can fill before the body"
+        " deadlines free them (each holds at most a 16 KiB body outside the in-flight budget)",
         scope="gunicorn",
     )
     threads: int = setting(
@@ -236,7 +288,12 @@ class Settings:
         scope="gunicorn",
     )
     keepalive: int = setting(
-        5, "INFERENCE_KEEPALIVE", non_negative_int, "keep-alive seconds", scope="gunicorn"
+        5,
+        "INFERENCE_KEEPALIVE",
+        positive_int,
+        "keep-alive seconds; also Gunicorn's only deadline for request headers, so 0 (which"
+        " would remove it and let slow-header clients hold workers) is refused",
+        scope="gunicorn",
     )
     max_requests: int = setting(
         0,

@@ -9,8 +9,11 @@ Example:
     >>> result.model.predict_proba(df, as_frame=True)   # columns matched by name
     >>> iris_model.save(model, "models/iris")
     >>> model = iris_model.load("models/iris")   # verifies sha256, versions, golden pairs
+    >>> model.digest                              # pin it: iris_model.load(dir, digest=...)
+    'sha256:...'
 
-Only load model files from sources you trust: they are pickles.
+Model files are pickles; load() unpickles them through an allow-list, so none of their code
+runs, but only a pinned digest proves a directory is the one you meant.
 """
 
 from iris_model._version import __version__
@@ -27,7 +30,7 @@ from iris_model.errors import (
 )
 from iris_model.evaluation import Evaluation, evaluate
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
-from iris_model.persistence import load, read_manifest, save
+from iris_model.persistence import load, model_digest, read_manifest, save
 from iris_model.training import TrainingResult, train
 from iris_model.validation import MAX_ABS_FEATURE
 
@@ -50,6 +53,7 @@ __all__ = [
     "__version__",
     "evaluate",
     "load",
+    "model_digest",
     "read_manifest",
     "save",
     "train",

@@ -20,7 +20,14 @@ from typing import Any, TextIO
 
 from iris_model import __version__
 from iris_model.errors import InvalidInputError, IrisModelError, TrainingError
-from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, load, read_manifest, save
+from iris_model.persistence import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    load,
+    model_digest,
+    read_manifest,
+    save,
+)
 from iris_model.training import DEFAULT_CV_FOLDS, DEFAULT_SEED, DEFAULT_TEST_SIZE, train
 
 EXIT_OK, EXIT_MODEL, EXIT_USAGE, EXIT_DATA, EXIT_EXISTS = 0, 1, 2, 3, 4
@@ -184,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-version-mismatch",
         action="store_true",
         help="accept another scikit-learn version if the golden pairs reproduce",
+    )
+    cmd.add_argument(
+        "--digest",
+        metavar="sha256:HEX",
+        help="refuse the model unless its directory digest is this one",
     )
     cmd.set_defaults(handler=_verify)
     return parser  # fmt: skip
@@ -405,7 +417,8 @@ def _name(path: str) -> str:
 def _info(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.model_dir)
     if args.json:
-        print(json.dumps(manifest, indent=2, sort_keys=True))
+        print(json.dumps({**manifest, "digest": model_digest(args.model_dir)}, indent=2,
+                         sort_keys=True))  # fmt: skip
         return EXIT_OK
     artifact, versions = manifest.get("artifact", {}), manifest.get("versions", {})
     metrics = manifest.get("metrics") or {}
@@ -414,6 +427,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"classes       {', '.join(manifest.get('classes', []))}")
     print(f"features      {', '.join(manifest.get('feature_names', []))}")
     print(f"sha256        {artifact.get('sha256')}  ({artifact.get('size')} bytes)")
+    print(f"digest        {model_digest(args.model_dir)}  (model directory; pin it)")
     print(f"created       {manifest.get('created_at')}")
     print("versions      " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     if metrics:
@@ -424,8 +438,10 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    model = load(args.model_dir, allow_version_mismatch=args.allow_version_mismatch)
-    print(f"ok: {args.model_dir} sha256 {model.sha256}, scikit-learn "
+    model = load(
+        args.model_dir, allow_version_mismatch=args.allow_version_mismatch, digest=args.digest
+    )
+    print(f"ok: {args.model_dir} digest {model.digest}, scikit-learn "
           f"{model.metadata['versions']['scikit-learn']}, "
           f"{len(model.metadata['golden'])} golden pairs reproduced")  # fmt: skip
     return EXIT_OK

@@ -71,6 +71,8 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.max_rows = max_rows
         self.version = version
+        #: The directory digest (``sha256:<hex>``) when loaded by :func:`load`, else None.
+        self.digest: str | None = None
         self._scorer: Scorer | None = None
         if _is_fitted(estimator):
             self._bind()
@@ -282,6 +284,9 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def self_test(self) -> None:
         """Re-run the golden input/output pairs recorded in the metadata.
 
+        Each pair records the class label too, so a manifest whose ``classes`` were edited
+        (say reversed, answering "virginica" for a setosa) fails here.
+
         Raises:
             ModelLoadError: a recorded pair no longer reproduces, or none is recorded.
         """
@@ -296,6 +301,13 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         predicted = scorer.predict(inputs).tolist()
         probabilities = scorer.predict_proba(inputs)
         for k, pair in enumerate(golden):
+            label = self.classes[predicted[k]] if 0 <= predicted[k] < len(self.classes) else None
+            if label is None or label != pair.get("label"):
+                raise ModelLoadError(
+                    f"golden pair {k} no longer reproduces: input {pair['input']} is class"
+                    f" {predicted[k]}, labelled {label!r} by the manifest, but was saved as"
+                    f" {pair.get('label')!r}"
+                )
             if predicted[k] != pair["prediction"] or not np.allclose(
                 probabilities[k], pair["probabilities"], rtol=0, atol=_GOLDEN_TOLERANCE
             ):
@@ -342,7 +354,7 @@ def golden_pairs(model: IrisModel, inputs: npt.ArrayLike) -> list[dict[str, Any]
     rows = np.asarray(inputs, dtype=np.float64)
     predictions, probabilities = model._classify_all(rows)
     return [
-        {"input": row, "prediction": pred, "probabilities": proba}
+        {"input": row, "prediction": pred, "label": model.classes[pred], "probabilities": proba}
         for row, pred, proba in zip(
             rows.tolist(), predictions.tolist(), probabilities.tolist(), strict=True
         )

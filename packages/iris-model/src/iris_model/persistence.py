@@ -1,21 +1,24 @@
 """Saving and loading models: a joblib file plus a JSON manifest that vouches for it.
 
-Security: joblib files are pickles, and loading a pickle can run arbitrary code. Only load
-models from a source you trust. The manifest's sha256 is checked *before* anything is
-unpickled, which catches corruption and tampering after the model was saved, but it cannot
-make a file that was malicious from the start safe.
+Security: joblib files are pickles, and a plain ``joblib.load`` runs whatever code a pickle
+names. :func:`load` never does: it unpickles through an allow-list of scikit-learn, numpy and
+scipy classes (:mod:`iris_model.unpickling`). Before that, the manifest's sha256 catches
+corruption and tampering after the model was saved, and a pinned :func:`model_digest` covers
+the manifest too (labels, feature names, versions, golden pairs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import stat
 import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import joblib
 import numpy as np
@@ -30,12 +33,16 @@ from iris_model.errors import (
     ModelVersionWarning,
 )
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel, golden_pairs
+from iris_model.unpickling import ForbiddenGlobalError, restricted_load
 
 MODEL_FILE: Final = "model.joblib"
 MANIFEST_FILE: Final = "model.json"
 MANIFEST_FORMAT: Final = 1
 _CHUNK: Final = 1 << 20
 _N_PROBES: Final = 5
+# Ours are a few KB; the bound keeps a corrupt or hostile manifest from filling memory.
+_MAX_MANIFEST_BYTES: Final = 16 << 20
+_log = logging.getLogger(__name__)
 
 
 def save(
@@ -100,6 +107,7 @@ def save(
             (staged / name).replace(target / name)
     model.metadata = manifest
     model.version = manifest["model_version"]
+    model.digest = model_digest(target)
     return target
 
 
@@ -138,69 +146,93 @@ def load(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     allow_version_mismatch: bool = False,
+    digest: str | None = None,
 ) -> IrisModel:
     """Load and verify a model saved by :func:`save`.
 
-    In order: read the manifest; check the file's size and sha256 (before unpickling);
-    refuse a different scikit-learn version than the one that saved it (unless allowed);
-    unpickle with ``InconsistentVersionWarning`` as an error (unless allowed); check the
-    schema; re-run the golden pairs, which decide in every case.
+    In order, before anything is unpickled: refuse files or a directory that others may
+    write; read the manifest; check the model file's size and sha256; check the directory
+    digest against ``digest`` if one is pinned; refuse a different scikit-learn version than
+    the one that saved it (unless allowed). Then unpickle through an allow-list
+    (:mod:`iris_model.unpickling`: no code from the file runs) with
+    ``InconsistentVersionWarning`` as an error (unless allowed), check that the estimator
+    agrees with the manifest's features and classes, and re-run the golden pairs, labels
+    included, which decide in every case.
 
     Args:
         directory: A directory holding ``model.joblib`` and ``model.json``.
         max_rows: The largest batch the loaded model accepts.
         allow_version_mismatch: Load a model saved with another scikit-learn version, with a
             :class:`ModelVersionWarning`, if its golden pairs still reproduce.
+        digest: The :func:`model_digest` a deployment pinned (``sha256:<hex>``); any other
+            content, manifest included, is refused.
 
     Returns:
-        The verified model.
+        The verified model; its ``digest`` is the directory digest.
 
     Raises:
-        ModelIntegrityError: the file's digest or size differs from the manifest.
+        ModelIntegrityError: a file's digest or size differs from the manifest or the pin.
         ModelLoadError: anything else that makes the model unfit to serve.
     """
     source = Path(directory)
-    manifest = read_manifest(source)
+    _check_permissions(source)
+    manifest_bytes = _read_manifest_bytes(source)
+    manifest = _parse_manifest(manifest_bytes, source / MANIFEST_FILE)
     artifact = manifest.get("artifact")
     if not isinstance(artifact, dict) or not {"sha256", "size"} <= artifact.keys():
         raise ModelLoadError(f"{source / MANIFEST_FILE}: no artifact sha256/size recorded")
     model_path = source / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelLoadError(f"{model_path}: no such file")
-    size = model_path.stat().st_size
-    if size != artifact["size"]:
-        raise ModelIntegrityError(
-            f"{model_path}: size {size} bytes differs from the manifest's {artifact['size']}"
-        )
-    digest = file_sha256(model_path)
-    if digest != artifact["sha256"]:
-        raise ModelIntegrityError(
-            f"{model_path}: sha256 {digest} differs from the manifest's {artifact['sha256']};"
-            " the file is corrupt or was modified after it was saved"
-        )
-    saved_with = (manifest.get("versions") or {}).get("scikit-learn")
-    mismatch = saved_with != sklearn.__version__
-    if mismatch:
-        message = (
-            f"{model_path} was saved with scikit-learn {saved_with} but {sklearn.__version__}"
-            " is installed"
-        )
-        if not allow_version_mismatch:
-            raise ModelLoadError(
-                f"{message}; retrain, install scikit-learn {saved_with}, or load it anyway with"
-                " allow_version_mismatch=True (CLI: --allow-version-mismatch), which still"
-                " checks its golden pairs"
+    try:
+        # One open file for hashing and unpickling: a file swapped in between is not read.
+        stream = model_path.open("rb")
+    except FileNotFoundError:
+        raise ModelLoadError(f"{model_path}: no such file") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{model_path}: cannot be opened ({exc.strerror})") from None
+    with stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size != artifact["size"]:
+            raise ModelIntegrityError(
+                f"{model_path}: size {size} bytes differs from the manifest's {artifact['size']}"
             )
-        warnings.warn(
-            f"{message}; loading anyway because the mismatch is allowed, if the golden pairs"
-            " reproduce",
-            ModelVersionWarning,
-            stacklevel=2,
+        sha = _stream_sha256(stream)
+        if sha != artifact["sha256"]:
+            raise ModelIntegrityError(
+                f"{model_path}: sha256 {sha} differs from the manifest's {artifact['sha256']};"
+                " the file is corrupt or was modified after it was saved"
+            )
+        found = _directory_digest(
+            {MANIFEST_FILE: hashlib.sha256(manifest_bytes).hexdigest(), MODEL_FILE: sha}
         )
-    estimator = _unpickle(model_path, strict=not mismatch)
+        if digest is not None and found != digest:
+            raise ModelIntegrityError(
+                f"{source}: model digest {found} differs from the pinned {digest}; the"
+                " directory holds another model, or its manifest was edited"
+            )
+        saved_with = (manifest.get("versions") or {}).get("scikit-learn")
+        mismatch = saved_with != sklearn.__version__
+        if mismatch:
+            message = (
+                f"{model_path} was saved with scikit-learn {saved_with} but"
+                f" {sklearn.__version__} is installed"
+            )
+            if not allow_version_mismatch:
+                raise ModelLoadError(
+                    f"{message}; retrain, install scikit-learn {saved_with}, or load it anyway"
+                    " with allow_version_mismatch=True (CLI: --allow-version-mismatch), which"
+                    " still checks its golden pairs"
+                )
+            warnings.warn(
+                f"{message}; loading anyway because the mismatch is allowed, if the golden"
+                " pairs reproduce",
+                ModelVersionWarning,
+                stacklevel=2,
+            )
+        stream.seek(0)
+        estimator = _unpickle(stream, model_path, strict=not mismatch)
     feature_names = manifest.get("feature_names") or []
     classes = manifest.get("classes") or []
-    _check_schema(estimator, len(feature_names), len(classes), model_path)
+    _check_schema(estimator, feature_names, classes, model_path)
     try:
         model = IrisModel(
             estimator,
@@ -212,57 +244,135 @@ def load(
         )
     except IrisModelError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from None
+    model.digest = found
     model.self_test()
     return model
+
+
+def model_digest(directory: str | os.PathLike[str]) -> str:
+    """The digest of a saved model directory: ``sha256:<hex>`` over every file load() reads.
+
+    It covers the manifest (labels, feature names, versions, golden pairs) as well as the
+    model file, so a deployment can pin it beside the image digest, and ``load(directory,
+    digest=...)`` refuses anything else. Reads the files; unpickles nothing.
+    """
+    source = Path(directory)
+    return _directory_digest(
+        {
+            MANIFEST_FILE: hashlib.sha256(_read_manifest_bytes(source)).hexdigest(),
+            MODEL_FILE: file_sha256(source / MODEL_FILE),
+        }
+    )
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the parsed ``model.json`` of a saved model, without touching the model file."""
     path = Path(directory) / MANIFEST_FILE
+    return _parse_manifest(_read_manifest_bytes(Path(directory)), path)
+
+
+def _read_manifest_bytes(directory: Path) -> bytes:
+    path = directory / MANIFEST_FILE
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as stream:
+            data = stream.read(_MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ModelLoadError(
             f"{path}: no such file; is this a directory saved by save()?"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: unreadable manifest ({exc.strerror})") from None
+    if len(data) > _MAX_MANIFEST_BYTES:
+        raise ModelLoadError(f"{path}: larger than {_MAX_MANIFEST_BYTES} bytes")
+    return data
+
+
+def _parse_manifest(data: bytes, path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelLoadError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ModelLoadError(f"{path}: not a model manifest of format {MANIFEST_FORMAT}")
     return manifest
 
 
+def _directory_digest(file_digests: dict[str, str]) -> str:
+    # Names are hashed too, so the same bytes under swapped names give another digest.
+    combined = hashlib.sha256()
+    for name in sorted(file_digests):
+        combined.update(f"{name}\0{file_digests[name]}\n".encode())
+    return f"sha256:{combined.hexdigest()}"
+
+
+def _check_permissions(directory: Path) -> None:
+    """Refuse a model that any local user could replace; warn if the group could."""
+    for path in (directory, directory / MANIFEST_FILE, directory / MODEL_FILE):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # a missing file is reported by the step that needs it
+        if mode & stat.S_IWOTH:
+            raise ModelLoadError(
+                f"{path} is writable by every user (mode {stat.filemode(mode)}); anyone on the"
+                " host could swap the model: remove the write bit for others (chmod o-w)"
+            )
+        if mode & stat.S_IWGRP:
+            _log.warning(
+                "%s is group-writable (mode %s): members of its group could swap the model",
+                path,
+                stat.filemode(mode),
+            )
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
+        return _stream_sha256(stream)
+
+
+def _stream_sha256(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
-def _unpickle(path: Path, *, strict: bool = True) -> Any:
+def _unpickle(stream: BinaryIO, path: Path, *, strict: bool = True) -> Any:
     with warnings.catch_warnings():
         # Allowed across versions, scikit-learn's own warning is left to the caller's filters.
         if strict:
             warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            return joblib.load(path)
+            return restricted_load(stream, str(path))
         except InconsistentVersionWarning as exc:
             raise ModelLoadError(f"{path}: {exc}") from None
+        except ForbiddenGlobalError as exc:
+            raise ModelLoadError(f"{path}: refused, {exc}") from None
         except Exception as exc:  # unpickling can fail in any way; none of it is servable
             raise ModelLoadError(f"{path}: cannot be unpickled ({type(exc).__name__})") from exc
 
 
-def _check_schema(estimator: Any, n_features: int, n_classes: int, path: Path) -> None:
+def _check_schema(estimator: Any, feature_names: list[str], classes: list[str], path: Path) -> None:
+    """Cross-check the manifest's features and classes against the unpickled estimator."""
     if not (hasattr(estimator, "predict") and hasattr(estimator, "predict_proba")):
         raise ModelLoadError(
             f"{path}: {type(estimator).__name__} is not a probabilistic classifier"
         )
     n_in = getattr(estimator, "n_features_in_", None)
-    n_out = len(getattr(estimator, "classes_", ()))
-    if n_in != n_features or n_out != n_classes or n_classes == 0:
+    own_classes = list(getattr(estimator, "classes_", ()))
+    if n_in != len(feature_names) or len(own_classes) != len(classes) or not classes:
         raise ModelLoadError(
-            f"{path}: the estimator takes {n_in} features and has {n_out} classes, but the"
-            f" manifest names {n_features} features and {n_classes} classes"
+            f"{path}: the estimator takes {n_in} features and has {len(own_classes)} classes,"
+            f" but the manifest names {len(feature_names)} features and {len(classes)} classes"
         )
+    # An estimator fitted on a DataFrame knows its columns; one fitted on string labels
+    # knows them. Either must match the manifest, in order.
+    own_names = getattr(estimator, "feature_names_in_", None)
+    if own_names is not None and [str(n) for n in own_names] != list(feature_names):
+        raise ModelLoadError(
+            f"{path}: the manifest's feature names differ from the estimator's"
+            f" feature_names_in_ ({len(own_names)} columns)"
+        )
+    if all(isinstance(c, str) for c in own_classes) and own_classes != list(classes):
+        raise ModelLoadError(f"{path}: the manifest's classes differ from the estimator's classes_")

@@ -1,0 +1,224 @@
+"""Issue 13 against a real Gunicorn on 127.0.0.1: stalled bodies, bad framing, labels, echo.
+
+Every attack is bounded in count and time; only processes started here are signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import SETOSA
+from .live import Server, get, running_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+IDLE = 1  # seconds: INFERENCE_BODY_IDLE_TIMEOUT of the server below
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server with two workers and a short body deadline, so tests stay quick."""
+    with running_server(
+        tmp_path_factory.mktemp("hardening"),
+        INFERENCE_BODY_IDLE_TIMEOUT=str(IDLE),
+        INFERENCE_BODY_TIMEOUT="3",
+    ) as live:
+        yield live
+
+
+def raw(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as is; return the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        length = int(headers.get("Content-Length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(lines[0].split()[1]), headers, body
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` within ``within`` seconds (reading what it sent)."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def test_stalled_body_gets_408_json_and_a_closed_connection(server: Server) -> None:
+    """A client that stops mid-body is answered 408 JSON after the idle deadline, then closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"features": ['
+        )
+        sock.settimeout(IDLE + 5)
+        answer = b""
+        while b"}" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed without an answer: {answer!r}"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+            "error": "request body not received in time"
+        }
+        assert closed_by_server(sock, within=5)
+
+
+def test_trickled_body_is_cut_at_the_total_deadline(server: Server) -> None:
+    """A byte every half second never trips the idle deadline, but the total one does."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.5)
+        answer = b""
+        for _ in range(40):  # at most 20 s
+            try:
+                sock.sendall(b" ")
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if b"\r\n\r\n" in answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"zz\r\n{}\r\n0\r\n\r\n",  # chunk size not hex
+        b"2\r\n{}XX0\r\n\r\n",  # chunk without its CRLF terminator
+        b"2;\x00bad\r\n{}\r\n0\r\n\r\n",  # bad chunk extension
+        b"2\r\n{}\r\n0\r\nbad trailer\r\n\r\n",  # bad trailer
+    ],
+    ids=["size", "terminator", "extension", "trailer"],
+)
+def test_malformed_chunking_is_a_json_400_without_traceback(server: Server, chunks: bytes) -> None:
+    """Broken chunked framing is the client's error: 400 JSON, nothing logged as a crash."""
+    before = server.log.read_text().count("Traceback")
+    status, headers, body = raw(
+        server.port,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunks,
+    )
+    assert status == 400
+    assert headers["Content-Type"] == "application/json"
+    assert "chunked" in json.loads(body)["error"]
+    time.sleep(0.2)
+    assert server.log.read_text().count("Traceback") == before
+
+
+def test_content_encoding_is_refused_with_415(server: Server) -> None:
+    """A body in an encoding the server does not decode is refused, not misread."""
+    for encoding in ("gzip", "br", "deflate"):
+        response = requests.post(
+            f"{server.url}/predict",
+            data=json.dumps({"features": SETOSA}),
+            headers={"Content-Type": "application/json", "Content-Encoding": encoding},
+            timeout=10,
+        )
+        assert response.status_code == 415
+        assert "Content-Encoding" in response.json()["error"]
+
+
+def test_invented_methods_do_not_grow_the_metrics(server: Server) -> None:
+    """Hundreds of invented HTTP methods add one label value, not hundreds."""
+    for k in range(200):
+        raw(server.port, f"M{k:05d}X /predict HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        raw(server.port, f"M{k:05d}Y /nowhere/{k} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    _, text = get(f"{server.url}/metrics")
+    methods = set(re.findall(rb'method="([^"]*)"', text))
+    routes = set(re.findall(rb'route="([^"]*)"', text))
+    assert not any(m.startswith(b"M0") for m in methods)
+    assert b"OTHER" in methods
+    assert not any(b"/nowhere" in r for r in routes)
+
+
+def test_error_messages_echo_at_most_a_bounded_prefix(server: Server) -> None:
+    """A 100 KB key or name in a bad request does not come back whole in the error."""
+    long = "k" * 100_000
+    for path, body in [
+        ("/predict", {long: 1}),
+        ("/v2/models/iris/infer", {"inputs": [{"name": "x", "shape": [1, 4],
+                                               "datatype": long, "data": SETOSA}]}),
+    ]:  # fmt: skip
+        response = requests.post(f"{server.url}{path}", json=body, timeout=10)
+        assert 400 <= response.status_code < 500
+        assert len(response.json()["error"]) <= 300
+
+
+def test_stalled_bodies_do_not_starve_health_or_predict(server: Server) -> None:
+    """300 clients stalled mid-body leave /healthz and /predict answering within a second."""
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"[" * 1000
+            )
+            stalled.append(sock)
+        for _ in range(5):
+            assert get(f"{server.url}/healthz", timeout=1.0)[0] == 200
+            response = requests.post(
+                f"{server.url}/predict", json={"features": SETOSA}, timeout=1.0
+            )
+            assert response.status_code == 200
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_startup_log_says_whether_auth_is_on(tmp_path: Path, server: Server) -> None:
+    """The log says auth is off (no tokens configured) and never prints a token."""
+    assert "auth off" in server.log.read_text()
+    with running_server(tmp_path, workers=1, INFERENCE_AUTH_TOKENS="s3cret-a,s3cret-b") as live:
+        log = live.log.read_text()
+    assert "auth on: prediction routes need one of 2 bearer token(s)" in log
+    assert "s3cret" not in log
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "statuses"),
+    [
+        (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", {400}),  # bad request line
+        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", {414}),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: 1\r\n" * 200 + b"\r\n", {400, 431}),
+        (b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: bogus, chunked\r\n\r\n", {501}),
+    ],
+    ids=["request-line", "uri-too-long", "too-many-headers", "transfer-coding"],
+)
+def test_gunicorn_protocol_errors_are_json(
+    server: Server, request_bytes: bytes, statuses: set[int]
+) -> None:
+    """Errors Gunicorn answers before the app runs are JSON too, and bounded."""
+    status, headers, body = raw(server.port, request_bytes)
+    assert status in statuses
+    assert headers["Content-Type"] == "application/json"
+    assert len(json.loads(body)["error"]) <= 300
