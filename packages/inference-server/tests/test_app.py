@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -82,3 +83,25 @@ def test_pinned_model_digest(
         make_app(MODEL_DIR=str(model_dir), MODEL_DIGEST="sha256:" + "0" * 64)
     with pytest.raises(iris_model.ModelLoadError, match="needs a model directory"):
         make_app(MODEL_DIGEST=digest)
+
+
+def test_version_mismatch_is_refused_unless_allowed(
+    make_app: Callable[..., Flask],
+    model_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another scikit-learn version stops start-up; the setting serves it, with a warning."""
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    manifest_path = copy / "model.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["versions"]["scikit-learn"] = "1.0.0"
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(iris_model.ModelLoadError, match="allow_version_mismatch"):
+        make_app(MODEL_DIR=str(copy))
+    with caplog.at_level(logging.WARNING, logger="inference_server"):
+        app = make_app(MODEL_DIR=str(copy), ALLOW_VERSION_MISMATCH="true")
+    assert "saved with scikit-learn 1.0.0" in caplog.text
+    response = app.test_client().post("/predict", json={"features": SETOSA})
+    assert response.get_json()["prediction"] == 0

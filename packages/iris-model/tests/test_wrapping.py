@@ -56,3 +56,16 @@ def test_evaluate_checks_labels_and_lengths(trained_model: IrisModel) -> None:
         iris_model.evaluate(trained_model, features[:1], np.array(["setosa"]))
     with pytest.raises(InvalidInputError, match="150 rows but 3 labels"):
         iris_model.evaluate(trained_model, features, [0, 1, 2])
+
+
+def test_names_may_come_as_numpy_arrays() -> None:
+    """scikit-learn's datasets give names as arrays: they work, and become plain strings."""
+    features, target = load_dataset()
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(features, target)
+    model = IrisModel(
+        forest,
+        feature_names=np.array(FEATURE_NAMES),
+        classes=np.array(["setosa", "versicolor", "virginica"]),
+    )
+    assert model.feature_names == FEATURE_NAMES
+    assert all(type(name) is str for name in (*model.feature_names, *model.classes))

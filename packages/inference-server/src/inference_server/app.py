@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,9 +58,16 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
     try:
         # Verifies permissions, digests (before unpickling), versions, an allow-listed
         # unpickling and the golden pairs.
-        model = iris_model.load(
-            settings.model_dir, max_rows=settings.max_rows, digest=settings.model_digest
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", iris_model.ModelVersionWarning)
+            model = iris_model.load(
+                settings.model_dir,
+                max_rows=settings.max_rows,
+                digest=settings.model_digest,
+                allow_version_mismatch=settings.allow_version_mismatch,
+            )
+        for warning in caught:
+            logger.warning("%s", warning.message)
     except iris_model.ModelLoadError as error:
         logger.critical("refusing to serve the model in %s: %s", settings.model_dir, error)
         raise

@@ -189,6 +189,13 @@ class Settings:
         " content, manifest included, stops the server",
         shown_default="unset",
     )
+    allow_version_mismatch: bool = setting(
+        False,
+        "INFERENCE_ALLOW_VERSION_MISMATCH",
+        boolean,
+        "serve a model saved with another scikit-learn version if its golden pairs still"
+        " reproduce (logged as a warning)",
+    )
     model_name: str = setting(
         "iris",
         "INFERENCE_MODEL_NAME",

@@ -66,8 +66,9 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """
         self.estimator = estimator
         # Empty until known (an unfitted estimator): scikit-learn's clone() passes them back.
-        self.feature_names: tuple[str, ...] = tuple(feature_names or ())
-        self.classes: tuple[str, ...] = tuple(classes or ())
+        # Any sequence works, a NumPy array of names included (no truth test on it).
+        self.feature_names: tuple[str, ...] = tuple(map(str, _or_empty(feature_names)))
+        self.classes: tuple[str, ...] = tuple(map(str, _or_empty(classes)))
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.max_rows = max_rows
         self.version = version
@@ -359,6 +360,10 @@ def golden_pairs(model: IrisModel, inputs: npt.ArrayLike) -> list[dict[str, Any]
             rows.tolist(), predictions.tolist(), probabilities.tolist(), strict=True
         )
     ]
+
+
+def _or_empty(names: Sequence[str] | None) -> Sequence[str]:
+    return () if names is None else names
 
 
 def _is_fitted(estimator: Any) -> bool:
