@@ -40,8 +40,28 @@ RUN python -m pip install --require-hashes --only-binary=:all: \
 # index, or from the wheelhouse when PIP_NO_INDEX=1). The library and the model first, so an
 # edit of the server does not retrain.
 COPY packages/iris-model /build/src/iris-model
-RUN python -m pip install --no-deps --find-links /build/wheels /build/src/iris-model \
-    && iris-model train --output /opt/model \
+RUN python -m pip install --no-deps --find-links /build/wheels /build/src/iris-model
+
+# The model: MODEL_SOURCE=train (default) trains it here with MODEL_SEED; MODEL_SOURCE=context
+# bakes the saved model directory ./model/ of the build context instead (`iris-model train
+# --output model`). MODEL_VERSION names it in its manifest and the image's labels; it defaults
+# to the image's VERSION. `model*` matches nothing without ./model/, so the anchor file keeps
+# the COPY valid either way; .dockerignore admits only model/model.{joblib,json}.
+ARG MODEL_SOURCE=train
+ARG MODEL_SEED=42
+ARG VERSION=unknown
+ARG MODEL_VERSION=${VERSION}
+COPY packages/iris-model/pyproject.toml model* /build/model/
+RUN case "$MODEL_SOURCE" in \
+      train) iris-model train --seed "$MODEL_SEED" --model-version "$MODEL_VERSION" \
+                 --output /opt/model ;; \
+      context) test -f /build/model/model.joblib \
+                 || { echo "MODEL_SOURCE=context: ./model/model.joblib is missing" >&2; exit 1; } \
+             && mkdir -p /opt/model \
+             && cp /build/model/model.joblib /build/model/model.json /opt/model/ \
+             && python -c 'import json, sys; found = json.load(open("/opt/model/model.json")).get("model_version"); sys.exit(None if found == sys.argv[1] else f"MODEL_VERSION={sys.argv[1]} but ./model is version {found}: pass --build-arg MODEL_VERSION={found}")' "$MODEL_VERSION" ;; \
+      *) echo "MODEL_SOURCE must be train or context, not $MODEL_SOURCE" >&2; exit 1 ;; \
+    esac \
     && iris-model verify /opt/model
 
 COPY packages/inference-server /build/src/inference-server
@@ -89,6 +109,15 @@ ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown
 ARG PYTHON_IMAGE
+# Which model the image serves (the same build arguments as the builder's). Its sha256 cannot
+# be a label: LABEL values are fixed before any RUN computes it. It is in
+# /opt/model/model.json (`iris-model info --json /opt/model`), which deploy tooling reads.
+ARG MODEL_SOURCE=train
+ARG MODEL_SEED=42
+ARG MODEL_VERSION=${VERSION}
+LABEL ml-model.model.version="${MODEL_VERSION}" \
+      ml-model.model.source="${MODEL_SOURCE}" \
+      ml-model.model.seed="${MODEL_SEED}"
 LABEL org.opencontainers.image.title="ml-model" \
       org.opencontainers.image.description="Iris LogisticRegression inference server (Flask/Gunicorn; seed, KServe V1, Open Inference Protocol V2)" \
       org.opencontainers.image.licenses="MIT" \
