@@ -19,7 +19,7 @@ NODE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
 BRIDGE=kbr0
 PAUSE_IMAGE=localhost/ml-model/pause:catatonit
-DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables iproute2 util-linux curl python3)
+DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables iproute2 util-linux curl python3 python3-yaml)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
 
 SOCK=$STATE/containerd/containerd.sock
@@ -42,6 +42,9 @@ Commands:
                      PATH (puts kubectl 1.35 first: /usr/bin/kubectl 1.32 is outside the skew)
   load-image IMAGE.. import Docker images into the cluster's containerd (docker save | ctr import);
                      an argument that is a *.tar file is imported as a saved image archive
+  deploy IMAGE [OVERLAY]
+                     load-image IMAGE, then apply OVERLAY (default deploy/k8s/overlays/local) with
+                     that image, the model it serves on the pods and a change-cause (deploy.py)
   build              only build (or find cached) Kubernetes/etcd binaries
   smoke              deploy a busybox httpd Deployment+Service (image built from Debian's
                      busybox-static, imported locally) and fetch it via port-forward on 127.0.0.1
@@ -445,6 +448,14 @@ cmd_load_image() {
   done
 }
 
+cmd_deploy() {
+  (($# >= 1 && $# <= 2)) || die "usage: ${0##*/} deploy IMAGE [OVERLAY_DIR]"
+  all_alive || die "cluster is not up"
+  cmd_load_image "$1"
+  KUBECONFIG=$STATE/admin.conf python3 "$HERE/deploy.py" "$1" ${2:+--overlay "$2"} \
+    --kubectl "$(bindir)/kubectl" --apply
+}
+
 # A Deployment + Service from a locally built busybox image, reached through
 # `kubectl port-forward svc/...` on 127.0.0.1: the same path the e2e suite uses.
 cmd_smoke() {
@@ -512,6 +523,7 @@ main() {
     kubeconfig) echo "$STATE/admin.conf" ;;
     env) cmd_env ;;
     load-image) shift && cmd_load_image "$@" ;;
+    deploy) shift && cmd_deploy "$@" ;;
     build) "$HERE/build.sh" ;;
     smoke) cmd_smoke ;;
     -h | --help | help) usage ;;
