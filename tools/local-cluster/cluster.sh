@@ -19,7 +19,7 @@ NODE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
 BRIDGE=kbr0
 PAUSE_IMAGE=localhost/ml-model/pause:catatonit
-DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables iproute2 util-linux curl python3 python3-yaml)
+DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables iproute2 util-linux curl python3)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
 
 SOCK=$STATE/containerd/containerd.sock

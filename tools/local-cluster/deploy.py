@@ -34,7 +34,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - depends on the host
+    sys.exit("deploy.py needs PyYAML: apt-get install python3-yaml (or pip install pyyaml)")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "local"
