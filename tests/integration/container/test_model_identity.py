@@ -17,7 +17,7 @@ import pytest
 from ..conftest import build_image, server_version
 
 if TYPE_CHECKING:
-    from .conftest import ServerFactory
+    from .conftest import Server, ServerFactory
 
 pytestmark = pytest.mark.container
 
@@ -82,18 +82,29 @@ def test_model_seed_build_argument_changes_the_model(
     assert labels["org.opencontainers.image.version"] == server_version()
 
 
-def test_the_variant_serves_and_reports_its_model(
-    variant: str, docker_client: docker.DockerClient, start_server: ServerFactory
+@pytest.fixture(scope="module")
+def variant_server(variant: str, start_server: ServerFactory) -> Server:
+    """A running container of the variant."""
+    return start_server(image=variant)
+
+
+def test_the_variant_serves_its_model_and_reports_its_digest(
+    variant: str, docker_client: docker.DockerClient, variant_server: Server
 ) -> None:
-    """The running variant reports its model's version and digest in metadata and metrics."""
+    """The running variant predicts, and `model_info` in /metrics names its model's sha256."""
     manifest = model_manifest(docker_client, variant)
-    server = start_server(image=variant)
-    assert model_info_sha256(server.get("/metrics").text) == manifest["artifact"]["sha256"]
-    metadata = server.get("/v2/models/iris").json()
-    assert metadata.get("versions") == [VARIANT_ARGS["MODEL_VERSION"]], metadata
-    versioned = server.get(f"/v2/models/iris/versions/{VARIANT_ARGS['MODEL_VERSION']}")
-    assert versioned.status_code == 200, versioned.text
-    assert server.get("/v2/models/iris/versions/0.0.0-other").status_code == 404
-    predicted = server.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
+    metrics = variant_server.get("/metrics").text
+    assert model_info_sha256(metrics) == manifest["artifact"]["sha256"]
+    predicted = variant_server.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]})
     assert predicted.status_code == 200
     assert predicted.json()["prediction"] == 0
+
+
+def test_the_variant_reports_its_model_version(variant_server: Server) -> None:
+    """/v2/models/iris lists the model version; its /versions/{v} route serves that one only."""
+    version = VARIANT_ARGS["MODEL_VERSION"]
+    metadata = variant_server.get("/v2/models/iris").json()
+    assert metadata.get("versions") == [version], metadata
+    versioned = variant_server.get(f"/v2/models/iris/versions/{version}")
+    assert versioned.status_code == 200, versioned.text
+    assert variant_server.get("/v2/models/iris/versions/0.0.0-other").status_code == 404
