@@ -183,11 +183,11 @@ def test_service_exposes_port_5000(objects: list[Manifest]) -> None:
 
 
 def test_probes_are_distinct_checks(objects: list[Manifest]) -> None:
-    """Startup, readiness (/readyz) and liveness (/healthz) probes are all HTTP on 5000."""
+    """Readiness (/readyz) and liveness (/healthz) are HTTP on 5000; startup waits for /healthz."""
     ctr = container(objects)
     ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
     paths = {}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("readinessProbe", "livenessProbe"):
         get = ctr[probe]["httpGet"]
         assert ports.get(get["port"], get["port"]) == PORT, probe
         paths[probe] = get["path"]
@@ -200,8 +200,14 @@ def test_probes_are_distinct_checks(objects: list[Manifest]) -> None:
     assert liveness["periodSeconds"] * liveness["failureThreshold"] > (
         readiness["periodSeconds"] * readiness["failureThreshold"]
     )
+    # The startup probe waits for /healthz itself (no refused probe, no warning event,
+    # on a normal start) within one exec; the kubelet's timeout bounds it.
     startup = ctr["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+    script = startup["exec"]["command"][-1]
+    assert f"127.0.0.1:{PORT}/healthz" in script
+    deadline = int(re.search(r"monotonic\(\) \+ (\d+)", script).group(1))  # type: ignore[union-attr]
+    assert 30 <= deadline < startup["timeoutSeconds"], "the script must give up before the kubelet"
+    assert startup["failureThreshold"] == 1
 
 
 def test_shutdown_budget_fits_gunicorn(objects: list[Manifest]) -> None:
