@@ -109,13 +109,15 @@ class Seen:
 
 
 class ModelLoad:
-    """Bounded load on ClusterIP:5000, a fresh connection per request (kube-proxy balances).
+    """Bounded load on the Service, a fresh connection per request (kube-proxy balances).
 
     Workers send V2 infer requests and record the `model_version` each answer names; a
     sampler reads `model_info`'s sha256 from /metrics, so each moment's model is known.
     """
 
-    def __init__(self, address: str, *, workers: int = 3, max_requests: int = 30_000) -> None:
+    def __init__(
+        self, address: tuple[str, int], *, workers: int = 3, max_requests: int = 30_000
+    ) -> None:
         self.address = address
         self.workers = workers
         self.max_requests = max_requests
@@ -126,7 +128,7 @@ class ModelLoad:
         self._threads: list[threading.Thread] = []
 
     def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.address, PORT, timeout=10)
+        conn = http.client.HTTPConnection(*self.address, timeout=10)
         try:
             headers = {"Connection": "close", "Content-Type": "application/json"}
             conn.request(method, path, body=body, headers=headers)
@@ -245,22 +247,42 @@ def deployed(
         app.delete()
 
 
-def service_address(app: Deployed) -> str:
-    """The Service's ClusterIP, if this host reaches it (kube-proxy runs); else skip/fail."""
-    address = str(app.get(f"service/{SERVICE}")["spec"]["clusterIP"])
-    conn = http.client.HTTPConnection(address, PORT, timeout=3)
+def _answers(host: str, port: int) -> str | None:
+    """None if GET /readyz at host:port answers 200, else why not."""
+    conn = http.client.HTTPConnection(host, port, timeout=3)
     try:
         conn.request("GET", "/readyz")
         status = conn.getresponse().status
     except OSError as error:
-        unavailable(
-            f"the Service's ClusterIP {address}:{PORT} does not answer from this host ({error}): "
-            "the cluster needs kube-proxy (tools/local-cluster starts it; minikube/kind have it)"
-        )
+        return str(error)
     finally:
         conn.close()
-    assert status == 200
-    return address
+    return None if status == 200 else f"HTTP {status}"
+
+
+def service_address(app: Deployed) -> tuple[str, int]:
+    """Where this host reaches the Service through kube-proxy.
+
+    Its ClusterIP (from the node) or, where the Service has one, the node's NodePort
+    (minikube's docker driver).
+    """
+    service = app.get(f"service/{SERVICE}")
+    candidates = [(str(service["spec"]["clusterIP"]), PORT)]
+    node_port = service["spec"]["ports"][0].get("nodePort")
+    if node_port:
+        node = json.loads(app.kubectl("get", "nodes", "-o", "json"))["items"][0]
+        addresses = node["status"]["addresses"]
+        internal = next(a["address"] for a in addresses if a["type"] == "InternalIP")
+        candidates.append((internal, int(node_port)))
+    reasons = {address: _answers(*address) for address in candidates}
+    reachable = [address for address, reason in reasons.items() if reason is None]
+    if not reachable:
+        tried = "; ".join(f"{host}:{port}: {reason}" for (host, port), reason in reasons.items())
+        unavailable(
+            f"the Service does not answer from this host ({tried}): the cluster needs "
+            "kube-proxy (minikube and kind have it; tools/local-cluster with the cluster branch)"
+        )
+    return reachable[0]
 
 
 @pytest.fixture(scope="module")
@@ -275,8 +297,8 @@ def versioned(
 
 
 @pytest.fixture(scope="module")
-def cluster_ip(versioned: Deployed) -> str:
-    """The rollout Service's ClusterIP (kube-proxy)."""
+def cluster_ip(versioned: Deployed) -> tuple[str, int]:
+    """The rollout Service's address (kube-proxy)."""
     return service_address(versioned)
 
 
@@ -355,7 +377,7 @@ def test_apply_twice_changes_nothing(versioned: Deployed, models: tuple[Model, M
 
 
 def test_model_rollout_and_undo_under_load_through_the_service(
-    versioned: Deployed, models: tuple[Model, Model], cluster_ip: str
+    versioned: Deployed, models: tuple[Model, Model], cluster_ip: tuple[str, int]
 ) -> None:
     """v1 -> v2 (deploy.py) -> v1 (`rollout undo`) under load: the served model switches, 0 fail."""
     v1, v2 = models
@@ -421,7 +443,7 @@ def _rel(value: float | None, origin: float) -> str:
 
 
 def test_deleting_a_pod_under_load_through_the_service_fails_nothing(
-    versioned: Deployed, cluster_ip: str
+    versioned: Deployed, cluster_ip: tuple[str, int]
 ) -> None:
     """`kubectl delete pod` of one of two replicas under load: 0 failed requests."""
     app = versioned
@@ -522,7 +544,7 @@ def test_auth_and_a_mounted_model_compose_onto_the_overlay(
         assert annotations == {("volume", "unpinned")}, "the image's model is not what is served"
 
         def call(method: str, path: str, body: Any = None, bearer: str | None = None) -> Any:
-            conn = http.client.HTTPConnection(address, PORT, timeout=10)
+            conn = http.client.HTTPConnection(*address, timeout=10)
             try:
                 headers = {"Connection": "close", "Content-Type": "application/json"}
                 if bearer:
