@@ -1,6 +1,6 @@
 # Production image of the Iris inference server.
 #
-#   docker build -t ml-model .                                   # from the package index
+#   docker build --build-arg VERSION=1.2.3 -t ml-model .         # from the package index
 #   docker build --network none \
 #       --build-arg PYTHON_IMAGE=local/python:3.11-bookworm \
 #       --build-arg PIP_NO_INDEX=1 -t ml-model .                 # air-gapped, from ./wheelhouse
@@ -8,8 +8,16 @@
 # Works with the legacy builder and with BuildKit (no syntax directive, no RUN --mount),
 # so docker-py/testcontainers can build it too. See tools/container/README.md.
 
-# checkov:skip=CKV_DOCKER_7:FROM uses ${PYTHON_IMAGE}, whose default is the pinned python:3.12-slim
-ARG PYTHON_IMAGE=python:3.12-slim
+# The default base: the official python:3.12-slim, pinned by the digest of its multi-platform
+# index (Python 3.12.14 on Debian trixie). The tag says what it is; the digest is what is
+# pulled. To bump it: `docker pull python:3.12-slim`, then
+# `docker image inspect --format '{{index .RepoDigests 0}}' python:3.12-slim`, and put the new
+# digest here (noxfile.py and .ci/run read it from this line); run `nox -s container`.
+# checkov:skip=CKV_DOCKER_7:FROM uses ${PYTHON_IMAGE}, whose default is pinned by digest here
+ARG PYTHON_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
+# The packages' version (PEP 440). There is no .git in the build context: CI and nox pass what
+# hatch-vcs derives from the git tag (v1.2.3 -> 1.2.3); the default marks an untagged build.
+ARG VERSION=0+unknown
 
 # ---------------------------------------------------------------------------------------
 # builder: a venv with both workspace packages and their locked dependencies, plus the
@@ -27,20 +35,29 @@ ENV PATH=/opt/venv/bin:$PATH
 
 # PIP_NO_INDEX=1 (air-gapped): install only from the wheelhouse copied below.
 ARG PIP_NO_INDEX
-# `wheelhouse*` matches nothing in a normal build: pip then uses the index. The
-# requirements are exported from uv.lock with hashes, so the image gets the locked
-# versions in both modes.
-COPY tools/container/requirements.txt wheelhouse* /build/wheels/
+# `wheelhouse*` matches nothing in a normal build: pip then uses the index. Both requirement
+# files are exported from uv.lock with hashes, so the image gets the locked versions in both
+# modes: the runtime set into /opt/venv, the build backend (hatchling, hatch-vcs) into a
+# venv of its own that never reaches the runtime stage.
+COPY tools/container/requirements.txt tools/container/requirements-build.txt wheelhouse* \
+     /build/wheels/
 RUN python -m pip install --require-hashes --only-binary=:all: \
         --find-links /build/wheels -r /build/wheels/requirements.txt \
     # Not needed at run time: the dependencies' test suites (~60 MB).
-    && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
+    && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
+    && python3 -m venv /opt/build \
+    && /opt/build/bin/python -m pip install --require-hashes --only-binary=:all: \
+        --find-links /build/wheels -r /build/wheels/requirements-build.txt
 
-# The workspace packages are built from the sources in the context (hatchling comes from the
-# index, or from the wheelhouse when PIP_NO_INDEX=1). The library and the model first, so an
-# edit of the server does not retrain.
+# The workspace packages are built from the sources in the context without build isolation,
+# by the locked backend above, at the version given (hatch-vcs reads it from
+# SETUPTOOLS_SCM_PRETEND_VERSION). The library and the model first, so an edit of the server
+# does not retrain; a new VERSION rebuilds from here on, never the dependency layer.
+ARG VERSION
 COPY packages/iris-model /build/src/iris-model
-RUN python -m pip install --no-deps --find-links /build/wheels /build/src/iris-model
+RUN SETUPTOOLS_SCM_PRETEND_VERSION="${VERSION}" /opt/build/bin/python -m pip wheel \
+        --no-build-isolation --no-deps --wheel-dir /build/dist /build/src/iris-model \
+    && python -m pip install --no-deps --no-index /build/dist/iris_model-*.whl
 
 # The model: MODEL_SOURCE=train (default) trains it here with MODEL_SEED; MODEL_SOURCE=context
 # bakes the saved model directory ./model/ of the build context instead (`iris-model train
@@ -49,7 +66,6 @@ RUN python -m pip install --no-deps --find-links /build/wheels /build/src/iris-m
 # the COPY valid either way; .dockerignore admits only model/model.{joblib,json}.
 ARG MODEL_SOURCE=train
 ARG MODEL_SEED=42
-ARG VERSION=unknown
 ARG MODEL_VERSION=${VERSION}
 COPY packages/iris-model/pyproject.toml model* /build/model/
 RUN case "$MODEL_SOURCE" in \
@@ -65,10 +81,12 @@ RUN case "$MODEL_SOURCE" in \
     && iris-model verify /opt/model
 
 COPY packages/inference-server /build/src/inference-server
-RUN python -m pip install --no-deps --find-links /build/wheels /build/src/inference-server \
+RUN SETUPTOOLS_SCM_PRETEND_VERSION="${VERSION}" /opt/build/bin/python -m pip wheel \
+        --no-build-isolation --no-deps --wheel-dir /build/dist /build/src/inference-server \
+    && python -m pip install --no-deps --no-index /build/dist/inference_server-*.whl \
     && python -m pip check \
     && python -m pip uninstall --yes pip setuptools \
-    && rm -rf /build
+    && rm -rf /build /opt/build
 
 # ---------------------------------------------------------------------------------------
 # runtime: the venv and the model only; non-root, read-only friendly (only /tmp is written).
@@ -104,7 +122,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 ENTRYPOINT ["inference-server"]
 
 # Last, so that changing them only touches metadata.
-ARG VERSION=unknown
+ARG VERSION
 ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown

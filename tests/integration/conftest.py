@@ -6,7 +6,7 @@ so a stale test image is never deployed by mistake), or yields ML_MODEL_IMAGE un
 that names a prebuilt image. `build_image` builds variants (other MODEL_SEED, ...) the same
 way. The build follows the environment that `nox -s container`
 sets up: PYTHON_IMAGE (base image) and PIP_NO_INDEX=1 (air-gapped: wheels from
-./wheelhouse, built with `--network none`).
+./wheelhouse, built with `--network none`); VERSION is the git-derived package version.
 
 Without a Docker daemon the tests that use these fixtures are skipped with a message
 saying how to get one; in CI (CI=true) they fail instead.
@@ -22,7 +22,6 @@ import os
 import socket
 import subprocess
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import docker
 import docker.errors
 import pytest
 import requests
+import setuptools_scm
 from testcontainers.core.config import ConnectionMode, testcontainers_config
 from testcontainers.core.image import DockerImage
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
@@ -107,16 +107,20 @@ def _git(*args: str) -> str:
         return "unknown"
 
 
-def server_version() -> str:
-    """The inference-server package's version: the image's version label."""
-    with (ROOT / "packages" / "inference-server" / "pyproject.toml").open("rb") as file:
-        return str(tomllib.load(file)["project"]["version"])
+def package_version() -> str:
+    """The version hatch-vcs gives both packages here: from the git tag, or the pretend one.
+
+    The image build has no .git, so it gets this as the VERSION build argument (the Dockerfile
+    hands it to SETUPTOOLS_SCM_PRETEND_VERSION): `SETUPTOOLS_SCM_PRETEND_VERSION=1.2.3 nox -s
+    container` builds and checks an image that says 1.2.3 everywhere.
+    """
+    return str(setuptools_scm.get_version(root=str(ROOT)))
 
 
 def build_args() -> dict[str, str]:
     """Build arguments: the air-gapped knobs from the environment plus OCI label values."""
     args = {name: os.environ[name] for name in BUILD_ARG_ENVS if os.environ.get(name)}
-    args["VERSION"] = server_version()
+    args["VERSION"] = package_version()
     args["REVISION"] = _git("rev-parse", "HEAD")
     # The commit time, not "now": rebuilding the same commit gives the same image.
     args["CREATED"] = _git("log", "-1", "--format=%cI")
@@ -169,3 +173,16 @@ def image_tag(docker_client: docker.DockerClient) -> Iterator[str]:
         yield prebuilt
         return
     yield build_image(IMAGE_TAG)
+
+
+@pytest.fixture(scope="session")
+def image_version(image_tag: str, docker_client: docker.DockerClient) -> str:
+    """The version the image must report everywhere.
+
+    An image built by this run: the git-derived version it was given. A prebuilt one
+    (ML_MODEL_IMAGE, e.g. CI's): its OCI version label, which CI sets from the same source.
+    """
+    if not os.environ.get(IMAGE_ENV):
+        return package_version()
+    labels = docker_client.images.get(image_tag).labels or {}
+    return str(labels.get("org.opencontainers.image.version", ""))

@@ -4,14 +4,16 @@
     python tools/container/wheelhouse.py download --image IMAGE [--dest wheelhouse]
 
 `requirements` exports uv.lock's runtime dependencies (no workspace packages, no dev or
-tool groups, with hashes) to tools/container/requirements.txt, which the Dockerfile
-installs with --require-hashes. `--check` fails instead of rewriting a stale file (CI).
+tool groups, with hashes) to tools/container/requirements.txt, and the build backend of
+the workspace packages (the "build-backend" group: hatchling, hatch-vcs) to
+tools/container/requirements-build.txt. The Dockerfile installs both with
+--require-hashes. `--check` fails instead of rewriting a stale file (CI).
 
 `download` fills the wheelhouse for an air-gapped build (`PIP_NO_INDEX=1`,
 `docker build --network none`): the locked wheels for the base image's own Python
 (version, glibc and CPU are asked from IMAGE itself, so cp311 wheels for the Debian
-base and cp312 wheels for python:3.12-slim) plus the wheels that build the two
-workspace packages from source (their [build-system] requires). Needs `uv`, `pip`
+base and cp312 wheels for python:3.12-slim) plus the locked build backend that builds
+the two workspace packages from source. Needs `uv`, `pip`
 (the current interpreter's) and a Docker daemon that has IMAGE.
 """
 
@@ -24,23 +26,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tools" / "container" / "requirements.txt"
+BUILD_REQUIREMENTS = ROOT / "tools" / "container" / "requirements-build.txt"
 PACKAGES = (ROOT / "packages" / "iris-model", ROOT / "packages" / "inference-server")
-EXPORT = [
-    "uv",
-    "export",
-    "--frozen",
-    "--no-dev",
-    "--no-default-groups",
-    "--no-emit-workspace",
-    "--format",
-    "requirements-txt",
-    "--quiet",
-]
+EXPORT = ["uv", "export", "--frozen", "--format", "requirements-txt", "--quiet"]
+EXPORTS = {
+    REQUIREMENTS: [*EXPORT, "--no-dev", "--no-default-groups", "--no-emit-workspace"],
+    # --no-emit-project: only the group, not the root's own (runtime) dependencies.
+    BUILD_REQUIREMENTS: [*EXPORT, "--only-group", "build-backend", "--no-emit-project"],
+}
 PROBE = (
     "import json, platform, sys; "
     "print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
@@ -50,26 +47,28 @@ PROBE = (
 
 
 def export_requirements(*, check: bool) -> int:
-    """Write (or with check, compare) tools/container/requirements.txt from uv.lock."""
-    relative = REQUIREMENTS.relative_to(ROOT)
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "requirements.txt"
-        subprocess.run([*EXPORT, "--output-file", str(fresh)], cwd=ROOT, check=True)
-        # uv writes its own command line into the header: keep the committed one stable.
-        text = fresh.read_text().replace(str(fresh), str(relative))
-    if REQUIREMENTS.exists() and REQUIREMENTS.read_text() == text:
-        print(f"{relative} matches uv.lock")
-        return 0
-    if check:
-        print(
-            f"{relative} is out of date with uv.lock: run "
-            "`python tools/container/wheelhouse.py requirements` and commit it",
-            file=sys.stderr,
-        )
-        return 1
-    REQUIREMENTS.write_text(text)
-    print(f"wrote {relative} from uv.lock")
-    return 0
+    """Write (or with check, compare) the image's requirement files from uv.lock."""
+    status = 0
+    for target, command in EXPORTS.items():
+        relative = target.relative_to(ROOT)
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = Path(tmp) / target.name
+            subprocess.run([*command, "--output-file", str(fresh)], cwd=ROOT, check=True)
+            # uv writes its own command line into the header: keep the committed one stable.
+            text = fresh.read_text().replace(str(fresh), str(relative))
+        if target.exists() and target.read_text() == text:
+            print(f"{relative} matches uv.lock")
+        elif check:
+            print(
+                f"{relative} is out of date with uv.lock: run "
+                "`python tools/container/wheelhouse.py requirements` and commit it",
+                file=sys.stderr,
+            )
+            status = 1
+        else:
+            target.write_text(text)
+            print(f"wrote {relative} from uv.lock")
+    return status
 
 
 def probe_image(image: str) -> dict[str, object]:
@@ -107,15 +106,6 @@ def platform_tags(libc: tuple[str, str], machine: str) -> list[str]:
     return tags
 
 
-def build_requirements() -> list[str]:
-    """The [build-system] requires of the workspace packages (hatchling and friends)."""
-    requires: set[str] = set()
-    for package in PACKAGES:
-        with (package / "pyproject.toml").open("rb") as file:
-            requires.update(tomllib.load(file)["build-system"]["requires"])
-    return sorted(requires)
-
-
 def download(image: str, dest: Path) -> int:
     """Fill dest with every wheel an offline build of the Dockerfile needs on image."""
     if export_requirements(check=False):
@@ -149,8 +139,8 @@ def download(image: str, dest: Path) -> int:
     ]
     # Hash-checked (the file carries the lock's hashes), exactly the locked versions.
     subprocess.run([*pip, *target, "--requirement", str(REQUIREMENTS)], check=True)
-    # The build backend of the workspace packages, for pip's isolated build in the image.
-    subprocess.run([*pip, *target, *build_requirements()], check=True)
+    # The build backend of the workspace packages (the image builds them without isolation).
+    subprocess.run([*pip, *target, "--requirement", str(BUILD_REQUIREMENTS)], check=True)
     wheels = sorted(path.name for path in dest.glob("*.whl"))
     size = sum(path.stat().st_size for path in dest.glob("*.whl"))
     print(f"{len(wheels)} wheels, {size / 2**20:.0f} MiB in {dest}")

@@ -33,7 +33,8 @@ Usage: ${0##*/} COMMAND
 
 Commands:
   up                 build/reuse binaries, install Debian packages if absent, start the cluster,
-                     wait for the node to be Ready; prints the environment to use (see env)
+                     wait for the node to be Ready, start Prometheus on 127.0.0.1 (monitoring.sh);
+                     prints the environment to use (see env)
   down               stop every process 'up' started (by PID), its containers, mounts and
                      bridge; delete the state directory
   status             component PIDs and 'kubectl get nodes'
@@ -341,6 +342,7 @@ cmd_up() {
   wait_for "node $NODE_NAME Ready" 120 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
   wait_for "ServiceAccount default/default" 60 kubectl_ get serviceaccount default -n default
   all_alive || die "a component exited during start-up; see $LOGS"
+  "$HERE/monitoring.sh" up  # Prometheus on the host (monitoring.sh)
   trap - EXIT
   log "up in $(($(date +%s) - t0)) s; logs in $LOGS"
   cmd_env
@@ -389,6 +391,7 @@ cmd_down() {
   need_root
   [[ -d $STATE ]] || { log "nothing to do: $STATE does not exist"; return 0; }
   local c pid m
+  "$HERE/monitoring.sh" down  # Prometheus, by PID (monitoring.sh)
   stop kube-controller-manager  # no ReplicaSet may recreate the pods drained next
   stop kube-scheduler
   drain_pods
@@ -422,6 +425,7 @@ cmd_status() {
     if alive "$c"; then printf '%-24s running  PID %s\n' "$c" "$(cat "$PIDS/$c.pid")"
     else printf '%-24s STOPPED\n' "$c"; rc=3; fi
   done
+  "$HERE/monitoring.sh" status || rc=3
   alive kube-apiserver && kubectl_ get nodes -o wide
   return $rc
 }
@@ -430,6 +434,7 @@ cmd_env() {
   echo "export KUBECONFIG=$STATE/admin.conf"
   echo "export E2E_KUBECONFIG=$STATE/admin.conf"
   echo "export E2E_CONTAINERD_SOCKET=$SOCK"
+  echo "export E2E_PROMETHEUS_URL=$("$HERE/monitoring.sh" url)"
   echo "export PATH=$(bindir):\$PATH"
 }
 

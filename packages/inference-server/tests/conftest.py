@@ -12,20 +12,12 @@ from flask.testing import FlaskClient
 
 import iris_model
 from inference_server import create_app
+from inference_server.settings import specs
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]
-INFERENCE_ENV = (
-    "INFERENCE_MODEL_DIR",
-    "INFERENCE_MAX_CONTENT_LENGTH",
-    "INFERENCE_MAX_ROWS",
-    "INFERENCE_AUTH_TOKENS",
-    "INFERENCE_AUTH_TOKENS_FILE",
-    "INFERENCE_LOG_REQUESTS",
-    "INFERENCE_TRAIN_SEED",
-    "INFERENCE_FAST_PATH",
-    "PROMETHEUS_MULTIPROC_DIR",
-)
+#: Every variable the server reads (the settings model's), so tests start from defaults.
+INFERENCE_ENV = tuple(spec.env for _name, spec, _default in specs())
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +31,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_app() -> Callable[..., Flask]:
     """Build an app with config overrides (request logging off unless asked for)."""
 
-    def factory(**config: Any) -> Flask:
+    def factory(model: iris_model.IrisModel | None = None, **config: Any) -> Flask:
         config.setdefault("LOG_REQUESTS", False)
-        app = create_app(config)
+        app = create_app(config, model=model)
         app.testing = True
         return app
 

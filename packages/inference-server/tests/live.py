@@ -5,33 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# tests/support (on sys.path through the root pytest config): the repository's one copy.
+from local_http import free_port, wait_for_http
+from local_http import http_get as get  # noqa: F401 - test_live_server imports it from here
+
 START_TIMEOUT = 120.0  # a busy 2-core CI box imports scikit-learn slowly
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url``; return status and body (also for HTTP errors)."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def children(pid: int) -> list[int]:
@@ -62,16 +46,13 @@ class Server:
 
     def wait_ready(self, n_workers: int, timeout: float = START_TIMEOUT) -> None:
         """Wait until every worker has booted and /readyz answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log.read_text()[-20000:]}")
-            booted = self.log.read_text().count("trained the default model")
-            with contextlib.suppress(OSError):
-                if booted >= n_workers and get(f"{self.url}/readyz", timeout=2)[0] == 200:
-                    return
-            time.sleep(0.25)
-        raise TimeoutError(f"server not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+        wait_for_http(
+            f"{self.url}/readyz",
+            timeout=timeout,
+            process=self.process,
+            condition=lambda: self.log.read_text().count("trained the default model") >= n_workers,
+            describe=lambda: self.log.read_text()[-20000:],
+        )
 
     def stop(self) -> None:
         """SIGTERM this server (only this PID) and reap it; SIGKILL if it hangs."""

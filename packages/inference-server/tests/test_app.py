@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 import iris_model
-from inference_server.predictions import MODEL_KEY
+from inference_server.app import MODEL_KEY
 
 from .conftest import SETOSA
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -26,7 +27,7 @@ def faulty_app(make_app: Callable[..., Flask]) -> Flask:
 
     @app.get("/details")
     def details() -> str:
-        raise ApiError(422, "several problems", ["one", "two"])
+        raise ApiError(422, "several problems", details=["one", "two"])
 
     app.testing = False  # let Flask handle exceptions as in production
     return app
@@ -61,11 +62,13 @@ def test_405_keeps_allow_header(app: Flask, method: str, path: str, allow: set[s
 
 def test_500_hides_exception_text(faulty_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     """A bug answers a fixed 500 message; the exception text is only logged."""
-    response = faulty_app.test_client().get("/boom")
+    response = faulty_app.test_client().get("/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal server error"}
     assert "secret" not in response.get_data(as_text=True)
     assert "secret internal detail" in caplog.text
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "GET /boom (request_id=boom-1)" in record.getMessage()
 
 
 def test_model_load_error_is_503_without_details(faulty_app: Flask) -> None:

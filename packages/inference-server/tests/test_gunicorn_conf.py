@@ -18,18 +18,10 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignor
 
 import inference_server.gunicorn_conf as conf_module
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+from inference_server.settings import specs
 
-GUNICORN_ENV = (
-    "INFERENCE_BIND",
-    "WEB_CONCURRENCY",
-    "INFERENCE_THREADS",
-    "INFERENCE_TIMEOUT",
-    "INFERENCE_GRACEFUL_TIMEOUT",
-    "INFERENCE_KEEPALIVE",
-    "INFERENCE_MAX_REQUESTS",
-    "INFERENCE_MAX_REQUESTS_JITTER",
-    "INFERENCE_LOG_LEVEL",
-)
+#: The variables the config module reads (the settings model's Gunicorn scope).
+GUNICORN_ENV = tuple(spec.env for _name, spec, _default in specs() if spec.scope == "gunicorn")
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def load_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def test_defaults(load_conf: Any) -> None:
-    """Port 5000, 2 gthread workers, 20 s graceful timeout, no control socket, tmpfs heartbeat."""
+    """Port 5000, 2 gevent workers, 20 s graceful timeout, no control socket, tmpfs heartbeat."""
     conf = load_conf()
     assert conf.bind == ["0.0.0.0:5000"]
     assert conf.workers == 2

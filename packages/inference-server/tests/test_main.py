@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 
 from inference_server import __main__ as cli
+from inference_server.settings import flag_of, specs
 
 
 def test_help_documents_the_options() -> None:
@@ -21,15 +22,18 @@ def test_help_documents_the_options() -> None:
         check=True,
         timeout=120,
     )
-    for flag in ("--bind", "--workers", "--threads", "--model-dir", "--graceful-timeout"):
+    for name, spec, _default in specs():
+        flag = flag_of(name, spec)
+        if flag is None:
+            assert spec.env == "INFERENCE_AUTH_TOKENS"  # secrets stay off command lines
+            assert "--auth-tokens " not in result.stdout
+            continue
         assert flag in result.stdout
-    assert "INFERENCE_MODEL_DIR" in result.stdout
+        assert spec.env in result.stdout.replace("\n", "").replace(" ", "")
 
 
 def test_flags_become_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flags are exported for the config module and the workers, then Gunicorn runs."""
-    for variable in cli._FLAG_ENV.values():
-        monkeypatch.delenv(variable, raising=False)
     ran: list[bool] = []
     monkeypatch.setattr(cli.InferenceServer, "run", lambda self: ran.append(True))
     status = cli.main(["--bind", "127.0.0.1:5999", "--workers", "3", "--model-dir", "/models/x"])
@@ -53,8 +57,12 @@ def test_application_uses_the_config_module(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(application.load(), Flask)
 
 
-def test_bad_flag_is_a_usage_error() -> None:
-    """An unknown flag exits 2 (argparse)."""
+@pytest.mark.parametrize(
+    "argv", [["--no-such-flag"], ["--workers", "0"], ["--max-rows", "x"], ["--model-name", "a/b"]]
+)
+def test_bad_flag_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown flag or a value its setting refuses exits 2 (argparse) before Gunicorn."""
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--no-such-flag"])
+        cli.main(argv)
     assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,11 +65,38 @@ def test_model_info(make_app: Callable[..., Flask], model_dir: Path) -> None:
     assert dict(labels)["iris_model_version"] == iris_model.__version__
 
 
-def test_multiprocess_mode_reads_the_directory(tmp_path: Path) -> None:
-    """With a multiprocess directory, /metrics exposes what the collector finds there."""
-    model = iris_model.train(seed=1).model
-    metrics = Metrics(model, str(tmp_path))
-    assert metrics.exposition is not metrics.registry
+_WORKER = """
+import sys
+import iris_model
+from inference_server.metrics import Metrics
+
+metrics = Metrics(iris_model.train(seed=1).model, sys.argv[1])
+metrics.observe_predictions([int(sys.argv[2])] * int(sys.argv[3]))
+"""
+
+
+def test_multiprocess_mode_sums_the_workers(tmp_path: Path) -> None:
+    """Two worker processes write their samples; /metrics of a third sums both."""
+    directory = str(tmp_path)
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory}
+    for class_index, rows in ((0, 2), (2, 3)):
+        subprocess.run(
+            [sys.executable, "-c", _WORKER, directory, str(class_index), str(rows)],
+            env=environment,
+            check=True,
+            timeout=120,
+        )
+    reader = Metrics(iris_model.train(seed=1).model, directory)
+    assert reader.exposition is not reader.registry
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(reader.exposition_text().decode())
+        for s in family.samples
+    }
+    assert samples[("inference_predictions_total", (("class_name", "setosa"),))] == 2
+    assert samples[("inference_predictions_total", (("class_name", "virginica"),))] == 3
+    assert samples[("inference_rows_per_request_count", ())] == 2
+    assert samples[("inference_rows_per_request_sum", ())] == 5
 
 
 def test_apps_do_not_share_metrics(make_app: Callable[..., Flask]) -> None:

@@ -2,25 +2,28 @@
 
 Every operation is exercised in-process (WSGI) with examples, coverage and fuzzing phases:
 positive cases must be accepted, negative ones rejected with a documented 4xx, responses must
-match their schemas, content types and headers, and undocumented methods must get 405.
+match their schemas, content types and headers, and undocumented methods must get 405. The
+app is built by a fixture (nothing trains at import), and the number of requests sent is
+checked after the module's last test, over whichever operations ran.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from inference_server import create_app
+from inference_server.service import PredictionRoutes
 
 SEED = 20261127
-CALLS: list[str] = []
 MAX_EXAMPLES = 30
-
-APP = create_app({"LOG_REQUESTS": False})
+#: Requests per operation at least (>= 300 over the 15 operations).
+MIN_CALLS_PER_OPERATION = 20
 # 413 is the documented answer to a batch over the row limit, whatever else is wrong in it.
 NEGATIVE_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428"]
 CONFIG = SchemathesisConfig.from_dict(
@@ -30,7 +33,25 @@ CONFIG = SchemathesisConfig.from_dict(
         "checks": {"negative_data_rejection": {"expected-statuses": NEGATIVE_STATUSES}},
     }
 )
-schema = schemathesis.openapi.from_wsgi("/openapi.json", APP, config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def api_schema(app: Flask) -> Any:
+    """The document the app serves, loaded in-process."""
+    return schemathesis.openapi.from_wsgi("/openapi.json", app, config=CONFIG)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture(scope="module")
+def calls() -> Iterator[list[str]]:
+    """Operation label of every request sent; after the module: enough for each one."""
+    sent: list[str] = []
+    yield sent
+    operations = set(sent)
+    assert len(sent) >= MIN_CALLS_PER_OPERATION * len(operations), (len(sent), operations)
+    print(f"schemathesis sent {len(sent)} requests over {len(operations)} operations")
 
 
 def align_shape(body: Any) -> None:
@@ -54,30 +75,24 @@ def align_shape(body: Any) -> None:
         tensor["shape"] = [len(tensor["data"]) // 4, 4]
 
 
-def test_document_is_openapi_31() -> None:
-    """The document is OpenAPI 3.1 and lists every route of the app."""
-    document = APP.test_client().get("/openapi.json").get_json()
+def test_document_is_openapi_31(app: Flask) -> None:
+    """The document is OpenAPI 3.1 and lists every route: Flask's and the prediction core's."""
+    document = app.test_client().get("/openapi.json").get_json()
     assert document["openapi"] == "3.1.0"
     documented = set(document["paths"])
-    routed = {rule.rule for rule in APP.url_map.iter_rules() if rule.endpoint != "static"}
-    assert documented == routed
+    routed = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    assert isinstance(app.wsgi_app, PredictionRoutes)
+    predictions = set(app.wsgi_app.protocols)
+    assert predictions == {"/predict", "/v1/models/iris:predict", "/v2/models/iris/infer"}
+    assert documented == routed | predictions
 
 
 @schema.parametrize()
 @settings(suppress_health_check=list(HealthCheck), deadline=None)
-def test_api_conforms(case: schemathesis.Case) -> None:
+def test_api_conforms(case: schemathesis.Case, calls: list[str]) -> None:
     """Every generated request gets a documented, schema-valid answer (all checks)."""
     meta = case.meta
     if case.operation.path.endswith("/infer") and meta and meta.generation.mode.is_positive:
         align_shape(case.body)
-    CALLS.append(case.operation.label)
+    calls.append(case.operation.label)
     case.call_and_validate()
-
-
-def test_enough_examples_ran() -> None:
-    """The suite above sent at least 300 generated requests, covering every operation."""
-    if not CALLS:
-        pytest.skip("run the whole module to count examples")
-    print(f"schemathesis sent {len(CALLS)} requests")
-    assert len(CALLS) >= 300, len(CALLS)
-    assert len(set(CALLS)) == len(list(schema.get_all_operations()))

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+import iris_model.model as model_module
 from iris_model import InvalidInputError, IrisModel, ModelLoadError
 
 
@@ -54,10 +55,22 @@ def test_self_test_needs_golden_pairs(trained_model: IrisModel) -> None:
         IrisModel(trained_model.estimator).self_test()
 
 
-def test_classify_validates_once_and_answers_both(trained_model: IrisModel) -> None:
-    """classify() gives predict()'s classes and, when asked, predict_proba()'s probabilities."""
+def test_classify_validates_once_and_answers_both(
+    trained_model: IrisModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """classify() validates the rows once and gives predict()'s and predict_proba()'s answers."""
     rows = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]]
+    calls: list[object] = []
+    original = model_module.to_matrix
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args[0])
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model_module, "to_matrix", counting)
     indices, probabilities = trained_model.classify(rows, probabilities=True)
+    assert calls == [rows]
+    monkeypatch.undo()
     assert indices.tolist() == trained_model.predict(rows).tolist()
     assert probabilities is not None
     assert (probabilities == trained_model.predict_proba(rows)).all()

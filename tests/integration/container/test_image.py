@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tomllib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from docker.utils.build import exclude_paths
 pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 SIZE_BUDGET_MB = 420  # 3.12-slim base ~125 MB + venv ~215 MB; growth past this is a regression
 OCI_LABELS = ("source", "revision", "version", "created", "title", "licenses", "base.name")
 
@@ -52,17 +53,17 @@ def test_healthcheck_probes_readiness_with_the_image_python(config: dict[str, An
     assert health["Timeout"] <= health["Interval"]
 
 
-def test_oci_labels(config: dict[str, Any]) -> None:
+def test_oci_labels(config: dict[str, Any], image_version: str) -> None:
     labels = config["Config"]["Labels"]
     for key in OCI_LABELS:
         assert labels.get(f"org.opencontainers.image.{key}"), key
     if not os.environ.get("ML_MODEL_IMAGE"):  # built by this run: labels carry the build args
+        default_base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.MULTILINE)
+        assert default_base, "the Dockerfile names no default base image"
         assert labels["org.opencontainers.image.base.name"] == os.environ.get(
-            "PYTHON_IMAGE", "python:3.12-slim"
+            "PYTHON_IMAGE", default_base[1]
         )
-        with (ROOT / "packages" / "inference-server" / "pyproject.toml").open("rb") as file:
-            version = tomllib.load(file)["project"]["version"]
-        assert labels["org.opencontainers.image.version"] == version
+        assert labels["org.opencontainers.image.version"] == image_version
 
 
 def test_image_size_within_budget(config: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 import pytest
 
-from ..conftest import build_image, server_version
+from ..conftest import build_image, package_version
 
 if TYPE_CHECKING:
     from .conftest import Server, ServerFactory
@@ -79,7 +79,7 @@ def test_model_seed_build_argument_changes_the_model(
     assert labels[LABEL.format("version")] == VARIANT_ARGS["MODEL_VERSION"]
     assert labels[LABEL.format("seed")] == VARIANT_ARGS["MODEL_SEED"]
     # The server's own version is not the model's.
-    assert labels["org.opencontainers.image.version"] == server_version()
+    assert labels["org.opencontainers.image.version"] == package_version()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ existing `ml-model` installation, and removes it at the end.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from .support import (
     PROVIDER_BINARIES,
     Deployed,
     EndpointLoad,
-    render_local_overlay,
+    deploy_local_overlay,
     unavailable,
 )
 
@@ -76,9 +75,14 @@ def load_image(cluster: Any) -> Callable[[str], bool]:
     """
     from pytest_kubernetes.providers.external import ExternalManagerBase  # noqa: PLC0415
 
+    loaded: set[str] = set()  # several modules deploy the same image: import it once
+
     def _load(image: str) -> bool:
+        if image in loaded:
+            return True
         if not isinstance(cluster, ExternalManagerBase):
             cluster.load_image(image)
+            loaded.add(image)
             return True
         sock = os.environ.get("E2E_CONTAINERD_SOCKET")
         if not sock:
@@ -102,6 +106,7 @@ def load_image(cluster: Any) -> Callable[[str], bool]:
             save_rc = save.wait(timeout=60)
         assert save_rc == 0, f"docker save {image} failed"
         assert imported.returncode == 0, imported.stderr.decode()
+        loaded.add(image)
         return True
 
     return _load
@@ -131,27 +136,9 @@ def app(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployed]:
     """overlays/local, image set to the test image, rolled out in a fresh namespace."""
-    import yaml  # noqa: PLC0415
-
-    namespace = f"ml-model-e2e-{secrets.token_hex(3)}"
     load_image(e2e_image)
-    workdir = tmp_path_factory.mktemp("overlay")
-    rendered = render_local_overlay(workdir, namespace, e2e_image)
-    manifest = workdir / "rendered.yaml"
-    manifest.write_text(rendered, encoding="utf-8")
-    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    deployed = Deployed(cluster, namespace, manifest, objects, e2e_image)
-    print(f"deploying overlays/local into namespace {namespace} with image {e2e_image}")
-    cluster.apply(manifest)
-    try:
-        try:
-            deployed.wait_settled()
-        except (AssertionError, RuntimeError, subprocess.TimeoutExpired) as error:
-            pytest.fail(f"overlays/local did not roll out: {error}\n{deployed.diagnostics()}")
+    with deploy_local_overlay(cluster, e2e_image, tmp_path_factory.mktemp("overlay")) as deployed:
         yield deployed
-    finally:
-        if not deployed.deleted:
-            deployed.delete()
 
 
 @pytest.hookimpl(wrapper=True)

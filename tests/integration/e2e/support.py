@@ -6,7 +6,7 @@ import contextlib
 import http.client
 import json
 import os
-import socket
+import secrets
 import subprocess
 import threading
 import time
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from local_http import free_port  # tests/support, on sys.path via the pytest config
 
 ROOT = Path(__file__).resolve().parents[3]
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "local"
@@ -43,13 +44,6 @@ def unavailable(message: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"CI=true: {message}", pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -258,6 +252,30 @@ def render_local_overlay(directory: Path, namespace: str, image: str) -> str:
         encoding="utf-8",
     )
     return run("kubectl", "kustomize", str(directory))
+
+
+@contextlib.contextmanager
+def deploy_local_overlay(cluster: Any, image: str, workdir: Path) -> Iterator[Deployed]:
+    """Apply overlays/local with `image` into a fresh namespace, wait, and delete it after."""
+    import yaml  # noqa: PLC0415
+
+    namespace = f"ml-model-e2e-{secrets.token_hex(3)}"
+    rendered = render_local_overlay(workdir, namespace, image)
+    manifest = workdir / "rendered.yaml"
+    manifest.write_text(rendered, encoding="utf-8")
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    deployed = Deployed(cluster, namespace, manifest, objects, image)
+    print(f"deploying overlays/local into namespace {namespace} with image {image}")
+    cluster.apply(manifest)
+    try:
+        try:
+            deployed.wait_settled()
+        except (AssertionError, RuntimeError, subprocess.TimeoutExpired) as error:
+            pytest.fail(f"overlays/local did not roll out: {error}\n{deployed.diagnostics()}")
+        yield deployed
+    finally:
+        if not deployed.deleted:
+            deployed.delete()
 
 
 # --------------------------------------------------------------------------- load

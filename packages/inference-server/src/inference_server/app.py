@@ -1,25 +1,38 @@
-"""The application factory: settings, model, routes, errors, logging and metrics."""
+"""The application factory: settings, model, prediction core, Flask routes, errors, metrics."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
 import iris_model
-from inference_server import health, seed, v1, v2
-from inference_server.config import DEFAULTS, SETTINGS_KEY, Settings, load_settings
-from inference_server.errors import register_error_handlers
-from inference_server.fastpath import FastPath
+from inference_server.auth import BearerAuth
+from inference_server.bodies import BodyReader
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
-from inference_server.logs import init_request_logging
-from inference_server.metrics import init_metrics
-from inference_server.openapi import init_openapi
-from inference_server.predictions import MODEL_KEY
+from inference_server.logs import AccessLog
+from inference_server.metrics import METRICS_KEY, Metrics
+from inference_server.openapi import build_openapi
+from inference_server.protocols import (
+    KServeV1Protocol,
+    OpenInferenceProtocol,
+    PredictionProtocol,
+    SeedProtocol,
+)
+from inference_server.routes import InferenceFlask, blueprint, init_flask
+from inference_server.service import PredictionRoutes, PredictionService
+from inference_server.settings import SETTINGS_KEY, Settings, bearer_tokens, load_settings
+from inference_server.strictjson import dumps
 
 logger = logging.getLogger("inference_server")
+
+#: Key of the served ``IrisModel`` in ``app.extensions``.
+MODEL_KEY = "iris_model"
+#: Key of the ``PredictionService`` in ``app.extensions``.
+SERVICE_KEY = "inference_server.service"
 
 
 def load_model(settings: Settings) -> iris_model.IrisModel:
@@ -48,47 +61,55 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
     return model
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: Mapping[str, Any] | None = None, *, model: iris_model.IrisModel | None = None
+) -> Flask:
     """Create the inference app.
 
-    Configuration: :data:`~inference_server.config.DEFAULTS`, then ``INFERENCE_*``
-    environment variables, then ``config``. The model is loaded (or trained) once, here.
+    Configuration: :class:`~inference_server.settings.Settings` defaults, then the
+    environment, then ``config`` (keys like ``MAX_ROWS``). The model is loaded (or trained)
+    and self-tested once, here, unless ``model`` is given (tests, embedding): the caller
+    vouches for that one, and its ``max_rows`` is set from the settings.
 
     Raises:
-        inference_server.config.ConfigError: Invalid configuration.
+        inference_server.settings.ConfigError: Invalid configuration.
         iris_model.ModelLoadError: The configured model cannot be served.
     """
-    app = Flask("inference_server")
+    settings = load_settings(os.environ, config)
+    tokens = bearer_tokens(settings)
+    if model is None:
+        model = load_model(settings)
+    else:
+        model.max_rows = settings.max_rows
+
+    app = InferenceFlask("inference_server")
     # OPTIONS would answer every route with an empty 200: 405 JSON instead, like other methods.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
-    app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env("INFERENCE")
-    if config:
-        app.config.update(config)
-    settings = load_settings(app.config)
-    # One byte of headroom: jsonio.read_body reads limit + 1 bytes to tell "exactly at the
-    # limit" from "over it" on chunked bodies; Werkzeug's own cap would refuse that read.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length + 1
-
     lifecycle = Lifecycle()
-    model = load_model(settings)
+    metrics = Metrics(model, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+    access_log = AccessLog() if settings.log_requests else None
     app.extensions[SETTINGS_KEY] = settings
     app.extensions[LIFECYCLE_KEY] = lifecycle
     app.extensions[MODEL_KEY] = model
+    app.extensions[METRICS_KEY] = metrics
 
-    register_error_handlers(app)
-    access_log = init_request_logging(app, log_requests=settings.log_requests)
-    metrics = init_metrics(app, model)
-    init_openapi(app, model, settings)
-    for module in (seed, health, v1, v2):
-        app.register_blueprint(module.blueprint)
-    if settings.fast_path and not settings.auth_enabled:  # Flask checks bearer tokens
-        app.wsgi_app = FastPath(  # type: ignore[method-assign]
-            app.wsgi_app,
-            model=model,
-            metrics=metrics,
-            max_content_length=settings.max_content_length,
-            access_log=access_log,
-        )
+    init_flask(app, metrics, access_log)
+    openapi = dumps(build_openapi(model, settings))
+    app.register_blueprint(blueprint(settings.model_name, model, openapi))
+
+    service = PredictionService(
+        model,
+        body_reader=BodyReader(settings.max_content_length),
+        metrics=metrics,
+        access_log=access_log,
+        auth=BearerAuth(tokens) if tokens else None,
+    )
+    app.extensions[SERVICE_KEY] = service
+    protocols: list[PredictionProtocol[Any]] = [
+        SeedProtocol(),
+        KServeV1Protocol(settings.model_name),
+        OpenInferenceProtocol(settings.model_name, model.n_features),
+    ]
+    app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

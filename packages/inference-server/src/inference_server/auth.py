@@ -7,28 +7,18 @@ Health, metrics, metadata and OpenAPI routes stay open for probes and scrapers.
 
 from __future__ import annotations
 
-import functools
 import hmac
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
 
-from flask import current_app, request
-from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
-
-from inference_server.config import SETTINGS_KEY, Settings
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from inference_server.errors import ApiError
 
 REALM = "inference-server"
 
 
-def _challenge(error: str | None = None) -> WWWAuthenticate:
-    parameters: dict[str, str | None] = {"realm": REALM}
+def _challenge(error: str | None = None) -> tuple[tuple[str, str], ...]:
+    value = f'Bearer realm="{REALM}"'
     if error:
-        parameters["error"] = error
-    return WWWAuthenticate("bearer", parameters)
+        value += f', error="{error}"'
+    return (("WWW-Authenticate", value),)
 
 
 def token_matches(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
@@ -39,32 +29,29 @@ def token_matches(presented: bytes, tokens: tuple[bytes, ...]) -> bool:
     return matched
 
 
-def check_authorization(header: str | None, tokens: tuple[bytes, ...]) -> None:
-    """Raise 401 unless ``header`` is ``Bearer <one of tokens>``.
+class BearerAuth:
+    """Checks ``Authorization: Bearer <token>`` against the configured tokens."""
 
-    Raises:
-        Unauthorized: Missing, malformed or unknown credentials (with WWW-Authenticate).
-    """
-    if not header:
-        raise Unauthorized("missing bearer token", www_authenticate=_challenge())
-    scheme, _, credentials = header.partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() != "bearer" or not credentials:
-        raise Unauthorized(
-            "Authorization must be 'Bearer <token>'", www_authenticate=_challenge("invalid_request")
-        )
-    if not token_matches(credentials.encode("utf-8", "surrogateescape"), tokens):
-        raise Unauthorized("invalid bearer token", www_authenticate=_challenge("invalid_token"))
+    def __init__(self, tokens: tuple[bytes, ...]) -> None:
+        """Accept any of ``tokens`` (none: every request is refused)."""
+        self.tokens = tokens
 
+    def check(self, header: str | None) -> None:
+        """Raise 401 unless ``header`` is ``Bearer <one of the tokens>``.
 
-def requires_auth(view: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a view so that it needs a bearer token when authentication is enabled."""
-
-    @functools.wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        settings: Settings = current_app.extensions[SETTINGS_KEY]
-        if settings.auth_tokens:
-            check_authorization(request.headers.get("Authorization"), settings.auth_tokens)
-        return view(*args, **kwargs)
-
-    return wrapper
+        Raises:
+            ApiError: 401 with a ``WWW-Authenticate`` challenge saying what is wrong.
+        """
+        if not header:
+            raise ApiError(401, "missing bearer token", headers=_challenge())
+        scheme, _, credentials = header.partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not credentials:
+            raise ApiError(
+                401,
+                "Authorization must be 'Bearer <token>'",
+                headers=_challenge("invalid_request"),
+            )
+        # WSGI headers are latin-1 strings: back to the bytes the client sent.
+        if not token_matches(credentials.encode("latin-1", "replace"), self.tokens):
+            raise ApiError(401, "invalid bearer token", headers=_challenge("invalid_token"))

@@ -1,78 +1,77 @@
-"""One place that turns every error into ``{"error": "<message>"}`` with the right status.
+"""The service's errors and the one table that maps every error to an HTTP status.
 
-- Werkzeug's HTTP errors (404, 405, 413, 415, 401, ...) keep their status and headers
-  (``Allow``, ``WWW-Authenticate``) because the response starts from ``e.get_response()``.
+Flask-free: the prediction core (:mod:`inference_server.service`) and the Flask error
+handlers (:mod:`inference_server.app`) both answer through :func:`api_error_for`, so a domain
+error gets the same status and body whichever front end met it.
+
+- ``ApiError``: raised by the server's own checks (auth, content type, body, protocol rules),
+  with a status, a client-facing message and optional headers (``WWW-Authenticate``, ``Allow``).
 - Library errors: ``InvalidInputError`` -> 400, ``BatchTooLargeError`` -> 413,
-  ``ModelLoadError`` -> 503. Their messages are written for clients (row and column).
-- Anything else is a bug: Flask logs it and the client gets a fixed 500 message, never the
-  exception text. There is deliberately no handler for ``Exception``.
+  ``ModelLoadError`` -> 503 (with a fixed message: the reason is for the log).
+- :class:`~inference_server.strictjson.InvalidJSONError` -> 400.
+- Anything else is a bug: :func:`api_error_for` returns None and the caller logs it once and
+  answers a fixed 500 message, never the exception text.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, Response
-from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.wrappers import Response as BaseResponse
-
 import iris_model
-from inference_server.jsonio import JSON_MIMETYPE, error_bytes
+from inference_server.strictjson import InvalidJSONError
+
+JSON_MIMETYPE = "application/json"
 
 
-class ApiError(HTTPException):
-    """An HTTP error raised by the server's own validation, with optional ``details``."""
+class ApiError(Exception):
+    """An error the server answers itself: status, client-facing message, extra headers."""
 
-    def __init__(self, code: int, message: str, details: list[str] | None = None) -> None:
-        super().__init__(description=message)
-        self.code = code
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = list(headers)
         self.details = details
 
 
-def _as_json_error(
-    response: BaseResponse, status: int, message: str, details: list[str] | None = None
-) -> BaseResponse:
-    response.set_data(error_bytes(message, details))
-    response.mimetype = JSON_MIMETYPE
-    response.status_code = status
-    return response
+INTERNAL_ERROR = "internal server error"
+
+#: Domain errors by status, most specific first (BatchTooLargeError is an InvalidInputError).
+_STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (iris_model.BatchTooLargeError, 413),
+    (iris_model.InvalidInputError, 400),
+    (InvalidJSONError, 400),
+)
 
 
-def error_response(status: int, message: str, details: list[str] | None = None) -> Response:
-    """A JSON error response ``{"error": message[, "details": [...]]}``."""
-    return Response(error_bytes(message, details), status=status, mimetype=JSON_MIMETYPE)
+def api_error_for(error: BaseException) -> ApiError | None:
+    """The answer to ``error``, or None when it is a bug (log it, answer 500)."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, iris_model.ModelLoadError):
+        return ApiError(503, "model is not available")
+    for kind, status in _STATUS_OF:
+        if isinstance(error, kind):
+            return ApiError(status, str(error))
+    return None
 
 
-def _http_error(error: HTTPException) -> BaseResponse:
-    status = error.code or 500
-    message = error.description or error.name
-    if isinstance(error, InternalServerError):
-        # Flask wraps unhandled exceptions in this; their text never reaches the client.
-        message = "internal server error"
-    details = getattr(error, "details", None)
-    # Start from Werkzeug's own response: it carries Allow (405), WWW-Authenticate (401).
-    return _as_json_error(error.get_response(), status, message, details)
+def error_bytes(message: str, details: list[str] | None = None) -> bytes:
+    """The one error body of the service: ``{"error": message}`` plus optional ``details``.
 
-
-def _invalid_input(error: iris_model.InvalidInputError) -> Response:
-    return error_response(400, str(error))
-
-
-def _batch_too_large(error: iris_model.BatchTooLargeError) -> Response:
-    return error_response(413, str(error))
-
-
-def _model_unavailable(_error: iris_model.ModelLoadError) -> Response:
-    return error_response(503, "model is not available")
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Register the JSON error handlers on ``app``."""
-    handlers: list[tuple[Any, Any]] = [
-        (HTTPException, _http_error),
-        (iris_model.BatchTooLargeError, _batch_too_large),
-        (iris_model.InvalidInputError, _invalid_input),
-        (iris_model.ModelLoadError, _model_unavailable),
-    ]
-    for exception, handler in handlers:
-        app.register_error_handler(exception, handler)
+    ``json.dumps`` (ASCII-escaped): a message quoting client text with lone surrogates
+    still serialises.
+    """
+    body: dict[str, Any] = {"error": message}
+    if details:
+        body["details"] = details
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,21 +1,9 @@
-"""Gunicorn configuration, read from the environment: ``-c python:inference_server.gunicorn_conf``.
+"""Gunicorn configuration: ``-c python:inference_server.gunicorn_conf``.
 
-| Variable                     | Setting             | Default        |
-|------------------------------|---------------------|----------------|
-| INFERENCE_BIND               | bind                | 0.0.0.0:5000   |
-| WEB_CONCURRENCY              | workers             | 2              |
-| INFERENCE_WORKER_CLASS       | worker_class        | gevent         |
-| INFERENCE_WORKER_CONNECTIONS | worker_connections  | 1000 (gevent)  |
-| INFERENCE_THREADS            | threads (gthread)   | 4              |
-| INFERENCE_TIMEOUT            | timeout (s)         | 30             |
-| INFERENCE_GRACEFUL_TIMEOUT   | graceful_timeout (s)| 20             |
-| INFERENCE_KEEPALIVE          | keepalive (s)       | 5              |
-| INFERENCE_MAX_REQUESTS       | max_requests        | 0 (off)        |
-| INFERENCE_MAX_REQUESTS_JITTER| max_requests_jitter | >= 10% of above|
-| INFERENCE_LOG_LEVEL          | loglevel            | info           |
-| PROMETHEUS_MULTIPROC_DIR     | (metrics files)     | a fresh /tmp dir |
-
-The Kubernetes manifests' termination arithmetic assumes graceful_timeout = 20 s.
+Every value comes from :class:`inference_server.settings.Settings` (its ``gunicorn`` scope:
+variables, defaults and checks are defined there and listed in the package README); an
+invalid value stops Gunicorn with a message naming the variable. The Kubernetes manifests'
+termination arithmetic assumes graceful_timeout = 20 s.
 """
 
 from __future__ import annotations
@@ -29,31 +17,23 @@ from typing import Any
 # types-gunicorn may or may not be installed with the lint tools: accept both.
 from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
 
+# One BLAS/OpenMP thread per worker: requests are small and the workers are the parallelism;
+# more threads only oversubscribe the cores. Set before NumPy is first imported (the settings
+# import the library); the image sets them too, and an explicit value from the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise SystemExit(f"{name} must not be negative, got {value}")
-    return value
+from inference_server.settings import ConfigError, load_settings
 
+try:
+    _settings = load_settings(os.environ)
+except ConfigError as _error:
+    raise SystemExit(str(_error)) from None
 
 # prometheus-client picks multiprocess mode when it is first imported, in the workers:
 # the directory must be in the environment before they start.
-os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="inference-server-metrics-")
-)
-
-# One BLAS/OpenMP thread per worker: requests are tiny (4 x n floats) and the workers are the
-# parallelism; more threads only oversubscribe the cores. Must be set before NumPy is
-# imported below (the image sets them too; an explicit value from the environment wins).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+if _settings.metrics_dir is None:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inference-server-metrics-")
 
 # Import the heavy, pure-code modules once, in the master, and move them to the GC's permanent
 # generation: forked workers then share those pages copy-on-write instead of each importing
@@ -62,37 +42,32 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # every object header and un-shares the pages. No model is loaded and nothing numeric runs
 # here, so no OpenMP/BLAS thread pool exists at fork time (that hang is why preload_app stays
 # False below): each worker still creates its app and loads its model after the fork.
-import gc  # noqa: E402
+import gc
 
-import flask  # noqa: E402, F401
-import numpy  # noqa: E402, F401
-import orjson  # noqa: E402, F401
-import prometheus_client  # noqa: E402, F401
-import sklearn.linear_model  # noqa: E402, F401
+import flask  # noqa: F401
+import numpy  # noqa: F401
+import orjson  # noqa: F401
+import prometheus_client  # noqa: F401
+import sklearn.linear_model  # noqa: F401
 
-import inference_server.app  # noqa: E402, F401
+import inference_server.app  # noqa: F401
 
 gc.freeze()
 
-bind = [os.environ.get("INFERENCE_BIND", "0.0.0.0:5000")]
-workers = max(1, _int_env("WEB_CONCURRENCY", 2))
+bind = [_settings.bind]
+workers = _settings.workers
 # gevent, chosen by measurement (see the package README): sync workers cannot keep
 # connections alive; sync and gthread workers block a thread per client still sending its
-# headers, so 40 slow clients stalled /healthz on 2 x 4 gthread threads, while gevent
-# answered in 6 ms next to 200 of them, at the same single-row throughput.
-worker_class = os.environ.get("INFERENCE_WORKER_CLASS", "gevent")
-if worker_class not in {"gevent", "gthread", "sync"}:
-    raise SystemExit(
-        f"INFERENCE_WORKER_CLASS must be gevent, gthread or sync, got {worker_class!r}"
-    )
-worker_connections = max(1, _int_env("INFERENCE_WORKER_CONNECTIONS", 1000))
-threads = max(1, _int_env("INFERENCE_THREADS", 4))
-timeout = _int_env("INFERENCE_TIMEOUT", 30)
-graceful_timeout = _int_env("INFERENCE_GRACEFUL_TIMEOUT", 20)
-keepalive = _int_env("INFERENCE_KEEPALIVE", 5)
-max_requests = _int_env("INFERENCE_MAX_REQUESTS", 0)
+# headers, while gevent keeps answering /healthz next to hundreds of them.
+worker_class = _settings.worker_class
+worker_connections = _settings.worker_connections
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = _settings.keepalive
+max_requests = _settings.max_requests
 # At least 10 % jitter, so the workers of one pod never recycle together.
-max_requests_jitter = max(_int_env("INFERENCE_MAX_REQUESTS_JITTER", 0), max_requests // 10)
+max_requests_jitter = _settings.jitter
 # The heartbeat file is fchmod-ed every second; on a disk-backed /tmp that can stall a worker.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 # gunicorn >= 25.1 opens a control socket under $HOME or $XDG_RUNTIME_DIR by default; it is
@@ -122,7 +97,7 @@ class NoAccessLogger(Logger):  # type: ignore[misc,unused-ignore]
 
 
 logger_class = NoAccessLogger
-loglevel = os.environ.get("INFERENCE_LOG_LEVEL", "info")
+loglevel = _settings.log_level
 logconfig_dict: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,

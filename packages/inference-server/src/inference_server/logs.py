@@ -1,8 +1,10 @@
 """One JSON access-log line per request, and the request id.
 
-The line holds method, path, status, latency and request id; never the body or headers
-other than X-Request-ID. The id is taken from a well-formed incoming ``X-Request-ID``
-or made up, and echoed on the response. ``g.started`` also feeds the latency metrics.
+The line holds a UTC timestamp, method, path, status, latency, request id and client
+address; never the body or headers other than X-Request-ID. The id is taken from a
+well-formed incoming ``X-Request-ID`` or made up, and echoed on the response. The prediction
+core and the Flask hooks (:func:`inference_server.routes.init_flask`) both write through
+:class:`AccessLog`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,31 @@ import sys
 import time
 
 import orjson
-from flask import Flask, Response, g, request
 
 ACCESS_LOGGER = "inference_server.access"
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}").fullmatch
-#: Whether an incoming X-Request-ID is kept (else a fresh id is made up).
-valid_request_id = _VALID_REQUEST_ID
+
+
+def request_id(incoming: str | None) -> str:
+    """``incoming`` (an X-Request-ID header) when well-formed, else a fresh random id."""
+    return incoming if incoming and _VALID_REQUEST_ID(incoming) else os.urandom(16).hex()
+
+
+class _Clock:
+    """UTC timestamps (RFC 3339, milliseconds); the part up to the second is cached."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def _access_logger() -> logging.Logger:
@@ -58,6 +78,7 @@ class AccessLog:
         self._handlers = list(self.logger.handlers)
         handler = self._handlers[0] if len(self._handlers) == 1 else None
         self._fd: int | None = None
+        self._clock = _Clock()
         if (
             isinstance(handler, logging.StreamHandler)
             and type(handler) is logging.StreamHandler  # not a subclass: no custom emit()
@@ -66,48 +87,30 @@ class AccessLog:
         ):
             self._fd = _fileno(handler.stream)
 
-    def write(self, line: dict[str, object]) -> None:
-        """Log one access line (a JSON object) at INFO."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        seconds: float,
+        *,
+        request_id: str,
+        remote_addr: str | None,
+    ) -> None:
+        """Log one answered request at INFO."""
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
+        line = {
+            "time": self._clock.now(),
+            "method": method,
+            "path": path,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "request_id": request_id,
+            "remote_addr": remote_addr,
+        }
         if self._fd is not None and logger.handlers == self._handlers and not logger.filters:
             os.write(self._fd, orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         else:
             logger.info(orjson.dumps(line).decode())
-
-
-def _start() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get(REQUEST_ID_HEADER)
-    g.request_id = incoming if incoming and _VALID_REQUEST_ID(incoming) else os.urandom(16).hex()
-
-
-def init_request_logging(app: Flask, *, log_requests: bool) -> AccessLog | None:
-    """Stamp each request with a start time and id; log one line per request if enabled.
-
-    Returns:
-        The access log the app writes to, or None when request logging is off.
-    """
-    app.before_request(_start)
-    access_log = AccessLog()
-
-    def finish(response: Response) -> Response:
-        request_id = g.get("request_id")
-        if request_id is None:  # before_request did not run
-            return response
-        response.headers[REQUEST_ID_HEADER] = request_id
-        if log_requests:
-            line = {
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "latency_ms": round((time.perf_counter() - g.started) * 1000, 3),
-                "request_id": request_id,
-                "remote_addr": request.remote_addr,
-            }
-            access_log.write(line)
-        return response
-
-    app.after_request(finish)
-    return access_log if log_requests else None

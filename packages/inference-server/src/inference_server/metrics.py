@@ -8,32 +8,21 @@ Without it (tests, ``flask run``) each app has its own in-memory registry.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import Blueprint, Flask, Response, current_app, g, request
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import iris_model
 
 #: Key of the ``Metrics`` object in ``app.extensions``.
 METRICS_KEY = "inference_server.metrics"
+#: Route label of requests no route matched (404s), so labels stay bounded.
 UNMATCHED_ROUTE = "<unmatched>"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ROW_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000)
-
-blueprint = Blueprint("metrics", __name__)
 
 
 def _package_version(name: str) -> str:
@@ -103,39 +92,13 @@ class Metrics:
             if n := count(index):
                 counter.inc(n)
 
+    def exposition_text(self) -> bytes:
+        """Prometheus text exposition of every worker's metrics."""
+        return generate_latest(self.exposition)
+
     def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one answered request."""
         status_text = str(status)
         self.latency.labels(route, method, status_text).observe(seconds)
         if status >= 400:
             self.errors.labels(route, status_text).inc()
-
-
-def _observe(response: Response) -> Response:
-    started = g.get("started")
-    if started is not None:
-        rule = request.url_rule
-        metrics: Metrics = current_app.extensions[METRICS_KEY]
-        metrics.observe_response(
-            rule.rule if rule is not None else UNMATCHED_ROUTE,
-            request.method,
-            response.status_code,
-            time.perf_counter() - started,
-        )
-    return response
-
-
-@blueprint.get("/metrics")
-def exposition() -> Response:
-    """Prometheus text exposition of every worker's metrics."""
-    metrics: Metrics = current_app.extensions[METRICS_KEY]
-    return Response(generate_latest(metrics.exposition), content_type=CONTENT_TYPE_LATEST)
-
-
-def init_metrics(app: Flask, model: iris_model.IrisModel) -> Metrics:
-    """Create the metrics, hook them into every response and add ``GET /metrics``."""
-    metrics = Metrics(model, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
-    app.extensions[METRICS_KEY] = metrics
-    app.after_request(_observe)
-    app.register_blueprint(blueprint)
-    return metrics

@@ -1,10 +1,12 @@
-"""Train, evaluate, persist and predict with an Iris LogisticRegression.
+"""Train, evaluate, persist and predict with scikit-learn classifiers (Iris by default).
 
 Example:
     >>> import iris_model
     >>> model, evaluation = iris_model.train(seed=42)
     >>> model.predict([[5.1, 3.5, 1.4, 0.2]])
     array([0])
+    >>> result = iris_model.train(df[features], df["species"], estimator=RandomForestClassifier())
+    >>> result.model.predict_proba(df, as_frame=True)   # columns matched by name
     >>> iris_model.save(model, "models/iris")
     >>> model = iris_model.load("models/iris")   # verifies sha256, versions, golden pairs
 
@@ -19,10 +21,14 @@ from iris_model.errors import (
     IrisModelError,
     ModelIntegrityError,
     ModelLoadError,
+    ModelSaveError,
+    ModelVersionWarning,
+    TrainingError,
 )
+from iris_model.evaluation import Evaluation, evaluate
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
 from iris_model.persistence import load, read_manifest, save
-from iris_model.training import Evaluation, TrainingResult, train
+from iris_model.training import TrainingResult, train
 from iris_model.validation import MAX_ABS_FEATURE
 
 __all__ = [
@@ -37,8 +43,12 @@ __all__ = [
     "IrisModelError",
     "ModelIntegrityError",
     "ModelLoadError",
+    "ModelSaveError",
+    "ModelVersionWarning",
+    "TrainingError",
     "TrainingResult",
     "__version__",
+    "evaluate",
     "load",
     "read_manifest",
     "save",

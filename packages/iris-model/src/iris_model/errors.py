@@ -26,6 +26,27 @@ class BatchTooLargeError(InvalidInputError):
     """
 
 
+class TrainingError(IrisModelError, ValueError):
+    """The data, estimator or settings given to ``train()`` cannot make a model.
+
+    Not a serving error: the CLI reports it on one line and exits 1.
+    """
+
+
+class ModelSaveError(IrisModelError):
+    """``save()`` refused a model that would not load back (the message says why).
+
+    Not a serving error: nothing was written, and the CLI exits 1.
+    """
+
+
+class ModelVersionWarning(UserWarning):
+    """A model saved with another scikit-learn version was loaded because it was allowed.
+
+    Its golden pairs still decide whether it is served.
+    """
+
+
 class ModelLoadError(IrisModelError):
     """A saved model cannot be loaded, or fails its self-test.
 

@@ -1,142 +1,256 @@
-"""Training and evaluation of the Iris LogisticRegression."""
+"""Training: fit a classifier on the Iris data or your own, and evaluate it on held-out rows."""
 
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass, field
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import sklearn
+from sklearn.base import clone, is_classifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from threadpoolctl import threadpool_limits
 
 from iris_model._version import __version__
 from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES, load_dataset
+from iris_model.errors import TrainingError
+from iris_model.evaluation import Evaluation, cv_summary, summarize
 from iris_model.model import IrisModel, golden_pairs
+from iris_model.validation import to_table
 
 DEFAULT_SEED = 42
+DEFAULT_TEST_SIZE = 0.2
+DEFAULT_CV_FOLDS = 5
+#: The default estimator's hyperparameters (``train(**params)`` overrides them).
+DEFAULT_PARAMS: dict[str, Any] = {"C": 1.0, "max_iter": 1000}
 # The seed request of the original service, then the first flower of each class.
 _GOLDEN_ROWS = [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]
+_N_GOLDEN = 3
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """How well a trained model does on held-out data and in cross-validation."""
+class TrainingResult:
+    """A trained model, its evaluation and the held-out split it was evaluated on.
 
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, dict[str, float]]
-    confusion_matrix: list[list[int]]
-    cv_accuracy_mean: float
-    cv_accuracy_std: float
-    cv_folds: int
-    n_train: int
-    n_test: int
-    classes: tuple[str, ...] = field(default=CLASS_NAMES)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the evaluation as plain JSON-serialisable data."""
-        data = asdict(self)
-        data["classes"] = list(self.classes)
-        return data
-
-    def __str__(self) -> str:
-        width = max(map(len, self.classes))
-        lines = [
-            f"accuracy {self.accuracy:.3f}  macro F1 {self.macro_f1:.3f}  "
-            f"{self.cv_folds}-fold CV accuracy {self.cv_accuracy_mean:.3f} ± "
-            f"{self.cv_accuracy_std:.3f}  (train {self.n_train}, test {self.n_test})",
-            f"{'':{width}}  precision  recall  f1     support",
-        ]
-        for name in self.classes:
-            row = self.per_class[name]
-            lines.append(
-                f"{name:{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
-                f"{row['f1-score']:5.3f}  {int(row['support']):7d}"
-            )
-        lines.append("confusion matrix (rows: true, columns: predicted)")
-        lines += [
-            f"{name:{width}}  " + " ".join(f"{n:3d}" for n in row)
-            for name, row in zip(self.classes, self.confusion_matrix, strict=True)
-        ]
-        return "\n".join(lines)
-
-
-class TrainingResult(NamedTuple):
-    """A trained model and its evaluation; unpacks as ``model, evaluation = train()``."""
+    Unpacks as ``model, evaluation = iris_model.train()``. ``X_test`` keeps the input's
+    type (a DataFrame's rows stay a DataFrame), ``y_test`` holds the labels as given.
+    """
 
     model: IrisModel
     evaluation: Evaluation
+    X_test: Any
+    y_test: Any
+
+    def __iter__(self) -> Iterator[Any]:
+        """Yield the model and its evaluation, for ``model, evaluation = train()``."""
+        return iter((self.model, self.evaluation))
 
 
 def train(
+    X: Any = None,  # noqa: N803 - scikit-learn's name
+    y: Any = None,
     *,
+    estimator: Any = None,
     seed: int = DEFAULT_SEED,
-    test_size: float = 0.2,
-    cv_folds: int = 5,
-    C: float = 1.0,  # noqa: N803 - scikit-learn's name for the inverse regularisation
-    max_iter: int = 1000,
+    test_size: float = DEFAULT_TEST_SIZE,
+    cv_folds: int = DEFAULT_CV_FOLDS,
+    refit_full: bool = False,
+    feature_names: Sequence[str] | None = None,
+    **params: Any,
 ) -> TrainingResult:
-    """Fit a LogisticRegression on the Iris data and evaluate it.
+    """Fit a classifier, evaluate it on a held-out split and cross-validate it.
 
-    The same ``seed`` always gives the same split, the same model and the same metrics.
+    Without data, a LogisticRegression on the 150 Iris flowers (the same ``seed`` always
+    gives the same split, model and metrics). With ``X`` and ``y``, your own data.
 
     Args:
-        seed: Seeds the stratified train/test split and the cross-validation folds.
-        test_size: Fraction of the 150 flowers held out for evaluation.
-        cv_folds: Number of stratified folds for cross-validation on the training split.
-        C: Inverse regularisation strength.
-        max_iter: Iteration limit of the lbfgs solver.
+        X: Rows of numbers: a pandas DataFrame (its columns name the features), an array or
+            a list of rows. None for the Iris data.
+        y: One class label per row (numbers or strings). None for the Iris data.
+        estimator: Any scikit-learn classifier or Pipeline with ``predict_proba`` (it is
+            cloned, never modified). Default: a LogisticRegression.
+        seed: Seeds the stratified split, the CV folds and the default estimator.
+        test_size: Fraction of the rows held out for evaluation, in (0, 1).
+        cv_folds: Number of stratified folds for cross-validation on the training split
+            (at least 2; 0 skips cross-validation).
+        refit_full: After evaluating, refit the model on all rows (the evaluation stays the
+            held-out estimate).
+        feature_names: Names of ``X``'s columns when it is not a DataFrame (default: the
+            Iris names for the Iris data, else ``x0``, ``x1``, ...).
+        **params: Hyperparameters of the estimator, e.g. ``C=0.5, max_iter=200`` for the
+            default LogisticRegression.
 
     Returns:
-        The model, fitted on the training split, and its evaluation.
+        The model (fitted on the training split, or on everything with ``refit_full``), its
+        evaluation and the held-out split. Unpacks as ``model, evaluation``.
+
+    Raises:
+        TrainingError: unusable data, estimator, hyperparameters or split settings.
+        InvalidInputError: malformed rows in ``X``.
     """
-    features, target = load_dataset()
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=test_size, random_state=seed, stratify=target
-    )
-    params = {"C": C, "max_iter": max_iter, "random_state": seed}
-    folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
-    # 150 rows are far too few for BLAS threads to help; on a busy 2-core machine they made
-    # training 6x slower (0.15 s single-threaded vs 0.95-3.4 s with OpenBLAS's default pool).
+    _check_settings(test_size, cv_folds)
+    if (X is None) != (y is None):
+        raise TrainingError("pass both X and y, or neither for the Iris data")
+    if X is None:
+        features, target = load_dataset()
+        names: tuple[str, ...] = tuple(feature_names or FEATURE_NAMES)
+        frame = None
+    else:
+        names = _feature_names(X, feature_names)
+        frame = X if _is_frame(X) else None
+        features = to_table(X, feature_names=names, max_rows=sys.maxsize).matrix
+        target = _target(y, len(features))
+    model_estimator = _estimator(estimator, seed, params)
+    positions = np.arange(len(target))
+    try:
+        train_at, test_at = train_test_split(
+            positions, test_size=test_size, random_state=seed, stratify=target
+        )
+    except ValueError as exc:
+        raise TrainingError(f"cannot split the data for evaluation: {exc}") from None
+    x_train, x_test = features[train_at], features[test_at]
+    y_train, y_test = target[train_at], target[test_at]
+    # Small data sets are far too small for BLAS threads to help; on a busy 2-core machine
+    # they made training the Iris model 6x slower than single-threaded.
     with threadpool_limits(limits=1):
-        estimator = LogisticRegression(**params).fit(x_train, y_train)
-        cv_scores = cross_val_score(LogisticRegression(**params), x_train, y_train, cv=folds)
-    y_pred = estimator.predict(x_test)
-    labels = list(range(len(CLASS_NAMES)))
-    report = classification_report(
-        y_test, y_pred, labels=labels, target_names=CLASS_NAMES, output_dict=True, zero_division=0
+        fitted = _fit(clone(model_estimator), x_train, y_train)
+        cv = _cross_validate(model_estimator, x_train, y_train, cv_folds, seed)
+    labels = np.asarray(fitted.classes_)
+    display = CLASS_NAMES if X is None else tuple(str(c) for c in labels.tolist())
+    model = IrisModel(fitted, feature_names=names, classes=display)
+    predicted, _ = model._classify_all(x_test)
+    evaluation = summarize(
+        model.label_indices(y_test), predicted, display, n_train=len(y_train), **cv
     )
-    evaluation = Evaluation(
-        accuracy=float(accuracy_score(y_test, y_pred)),
-        macro_f1=float(f1_score(y_test, y_pred, average="macro")),
-        per_class={
-            name: {key: float(value) for key, value in report[name].items()} for name in CLASS_NAMES
-        },
-        confusion_matrix=confusion_matrix(y_test, y_pred, labels=labels).tolist(),
-        cv_accuracy_mean=float(np.mean(cv_scores)),
-        cv_accuracy_std=float(np.std(cv_scores)),
-        cv_folds=cv_folds,
-        n_train=len(y_train),
-        n_test=len(y_test),
-    )
-    model = IrisModel(estimator)
+    if refit_full:
+        with threadpool_limits(limits=1):
+            model = IrisModel(
+                _fit(clone(model_estimator), features, target), feature_names=names, classes=display
+            )
+    golden_rows = _GOLDEN_ROWS if X is None else x_test[:_N_GOLDEN]
     model.metadata = {
-        "estimator": type(estimator).__name__,
-        "params": params,
-        "feature_names": list(FEATURE_NAMES),
-        "classes": list(CLASS_NAMES),
-        "training": {"seed": seed, "test_size": test_size, "cv_folds": cv_folds},
+        "estimator": type(fitted).__name__,
+        "params": _json_params(model_estimator),
+        "feature_names": list(names),
+        "classes": list(display),
+        "training": {
+            "seed": seed,
+            "test_size": test_size,
+            "cv_folds": cv_folds,
+            "refit_full": refit_full,
+            "data": "iris" if X is None else "user",
+            "n_rows": len(target),
+        },
         "metrics": evaluation.as_dict(),
         "versions": runtime_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "golden": golden_pairs(model, _GOLDEN_ROWS),
+        "golden": golden_pairs(model, golden_rows),
     }
-    return TrainingResult(model, evaluation)
+    held_out = frame.iloc[test_at] if frame is not None else x_test
+    y_given = y if y is not None else target
+    y_held = y_given.iloc[test_at] if hasattr(y_given, "iloc") else np.asarray(y_given)[test_at]
+    return TrainingResult(model, evaluation, held_out, y_held)
+
+
+def _check_settings(test_size: float, cv_folds: int) -> None:
+    if isinstance(test_size, bool) or not isinstance(test_size, int | float):
+        raise TrainingError(f"test_size must be a number in (0, 1), got {test_size!r}")
+    if not 0 < test_size < 1:
+        raise TrainingError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
+    if isinstance(cv_folds, bool) or not isinstance(cv_folds, int) or cv_folds in (-1, 1):
+        cv_folds = -1
+    if cv_folds < 0:
+        raise TrainingError("cv_folds must be 0 (no cross-validation) or at least 2")
+
+
+def _is_frame(X: Any) -> bool:  # noqa: N803
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
+
+
+def _feature_names(X: Any, given: Sequence[str] | None) -> tuple[str, ...]:  # noqa: N803
+    if _is_frame(X):
+        columns = tuple(str(c) for c in X.columns)
+        if given is not None and set(given) != set(columns):
+            raise TrainingError(
+                f"feature_names {list(given)} differ from the DataFrame's columns {list(columns)}"
+            )
+        return tuple(given) if given is not None else columns
+    shape = np.shape(X) if isinstance(X, np.ndarray) else (len(X), len(X[0]) if len(X) else 0)
+    n_features = shape[-1] if len(shape) == 2 else 0
+    if given is not None:
+        if len(given) != n_features:
+            raise TrainingError(f"{len(given)} feature_names for rows of {n_features} values")
+        return tuple(given)
+    return tuple(f"x{k}" for k in range(n_features))
+
+
+def _target(y: Any, n_rows: int) -> np.ndarray[Any, Any]:
+    target = np.asarray(y)
+    if target.ndim != 1:
+        raise TrainingError(f"y must hold one label per row, got shape {target.shape}")
+    if len(target) != n_rows:
+        raise TrainingError(f"{n_rows} rows but {len(target)} labels")
+    if target.dtype.kind == "f" and not np.isfinite(target).all():
+        raise TrainingError("y holds NaN or infinite labels")
+    if target.dtype.kind == "O":
+        if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in target):
+            raise TrainingError("y holds missing labels (None or NaN)")
+        kinds = {type(v) for v in target}
+        if len(kinds) > 1:
+            raise TrainingError(f"y mixes label types {sorted(k.__name__ for k in kinds)}")
+        target = target.astype(str) if kinds == {str} else target
+    if target.dtype.kind not in "iuUb" and target.dtype.kind != "f":
+        raise TrainingError(f"labels must be numbers or strings, got dtype {target.dtype}")
+    return target
+
+
+def _estimator(estimator: Any, seed: int, params: dict[str, Any]) -> Any:
+    if estimator is None:
+        estimator = LogisticRegression(**{**DEFAULT_PARAMS, "random_state": seed})
+    elif not (is_classifier(estimator) and hasattr(estimator, "predict_proba")):
+        raise TrainingError(
+            f"estimator must be a scikit-learn classifier (or Pipeline ending in one) with"
+            f" predict_proba, got {type(estimator).__name__}"
+        )
+    estimator = clone(estimator)
+    try:
+        return estimator.set_params(**params) if params else estimator
+    except ValueError as exc:
+        raise TrainingError(
+            f"invalid hyperparameter for {type(estimator).__name__}: {exc}"
+        ) from None
+
+
+def _fit(estimator: Any, features: Any, target: Any) -> Any:
+    try:
+        return estimator.fit(features, target)
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(f"{type(estimator).__name__} could not be fitted: {exc}") from None
+
+
+def _cross_validate(
+    estimator: Any, features: Any, target: Any, folds: int, seed: int
+) -> dict[str, Any]:
+    if folds == 0:
+        return {}
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        scores = cross_val_score(clone(estimator), features, target, cv=splitter)
+    except ValueError as exc:
+        raise TrainingError(f"cannot cross-validate with {folds} folds: {exc}") from None
+    return cv_summary(scores, folds)
+
+
+def _json_params(estimator: Any) -> dict[str, Any]:
+    """The estimator's plain hyperparameters (numbers, strings, booleans, None) for the manifest."""
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in estimator.get_params(deep=True).items() if isinstance(v, plain)}
 
 
 def runtime_versions() -> dict[str, str]:

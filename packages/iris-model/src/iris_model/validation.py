@@ -5,14 +5,20 @@ Nothing is coerced: booleans, strings, None, NaN, infinities, values beyond
 :class:`InvalidInputError` that names the row and column. Well-formed input takes a fast
 path that checks types in bulk; only malformed input pays for the element-by-element walk
 that finds the first culprit.
+
+pandas input is matched by name: a DataFrame's columns are selected and ordered by the
+model's feature names (a missing or unknown column is refused by name), a Series is one row,
+and row errors name the frame's index label. pandas is never imported here: a frame can only
+exist if the caller imported pandas already, so it is looked up in ``sys.modules``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +35,105 @@ MAX_ABS_FEATURE = 1e6
 _PLAIN_NUMBER_TYPES = frozenset({int, float})
 _ROW_TYPES = (list, tuple)
 _MAX_SHOWN = 40
+_MAX_NAMES_SHOWN = 8
+
+Label = Callable[[int], str]
+
+
+def _position(k: int) -> str:
+    return str(k)
+
+
+class Table(NamedTuple):
+    """Validated rows, plus the pandas index they came with (None for plain input)."""
+
+    matrix: Matrix
+    index: Any
+
+
+def to_table(rows: Any, *, feature_names: Sequence[str], max_rows: int) -> Table:
+    """Like :func:`to_matrix`, and a DataFrame or Series is matched to ``feature_names``.
+
+    Returns:
+        The matrix, and the frame's index (a Series' name as a one-label index) or None.
+
+    Raises:
+        InvalidInputError: As :func:`to_matrix`; also a missing, unknown or duplicate column.
+    """
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        if isinstance(rows, pandas.DataFrame):
+            return _from_frame(rows, feature_names, max_rows)
+        if isinstance(rows, pandas.Series):
+            label = 0 if rows.name is None else rows.name
+            frame = rows.to_frame(name=label).T
+            return _from_frame(frame, feature_names, max_rows)
+    return Table(to_matrix(rows, n_features=len(feature_names), max_rows=max_rows), None)
+
+
+def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int) -> Table:
+    # Plain Python on the column labels: pandas' get_indexer costs ~0.5 ms per call.
+    columns = frame.columns.tolist()
+    at = {name: k for k, name in enumerate(columns)}
+    if len(at) != len(columns):
+        duplicates = sorted({str(c) for c in columns if columns.count(c) > 1})
+        raise InvalidInputError(f"duplicate column {_names(duplicates)} in the DataFrame")
+    positions = [at.get(name, -1) for name in feature_names]
+    if len(columns) != len(feature_names) or -1 in positions:
+        wanted = set(feature_names)
+        missing = [name for name, k in zip(feature_names, positions, strict=True) if k < 0]
+        unknown = [str(c) for c in columns if c not in wanted]
+        parts = []
+        if missing:
+            parts.append(f"missing column {_names(missing)}")
+        if unknown:
+            parts.append(f"unknown column {_names(unknown)}")
+        raise InvalidInputError(
+            "; ".join(parts) + f" (the model takes {_names(feature_names)};"
+            " select them with frame[model.feature_names])"
+        )
+    n_rows = len(frame)
+    if n_rows == 0:
+        raise InvalidInputError("empty input: expected at least one row")
+    _check_batch_size(n_rows, max_rows)
+    index = frame.index
+
+    def row_label(i: int) -> str:
+        return _shorten(repr(index[i]))
+
+    def column_label(j: int) -> str:
+        return _shorten(repr(feature_names[j]))
+
+    # The columns are exactly the features (checked above): convert the whole frame, then
+    # put its columns in the model's order. Without a dtype, to_numpy() finds the columns'
+    # common type: integer or float columns only give a real array, converted in bulk; any
+    # bool, text, datetime, nullable or categorical column gives another kind, walked
+    # value by value (so nothing is coerced).
+    in_order = positions == list(range(len(positions)))
+    values = frame.to_numpy()
+    if values.dtype.kind in "iuf":
+        matrix = _from_array(
+            values if in_order else values[:, positions],
+            n_features=len(feature_names),
+            max_rows=max_rows,
+            row_label=row_label,
+            column_label=column_label,
+        )
+    else:
+        cells = frame.to_numpy(dtype=object)
+        matrix = _slow_convert(
+            (cells if in_order else cells[:, positions]).tolist(),
+            len(feature_names),
+            row_label=row_label,
+            column_label=column_label,
+        )
+    return Table(matrix, index)
+
+
+def _names(names: Sequence[Any]) -> str:
+    shown = ", ".join(repr(str(n)) for n in names[:_MAX_NAMES_SHOWN])
+    more = len(names) - _MAX_NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
@@ -55,6 +160,9 @@ def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
         )
     if len(rows) == 0:
         raise InvalidInputError("empty input: expected at least one row")
+    if isinstance(rows[0], np.ndarray):  # a list of NumPy rows, e.g. list(array)
+        rows = [row.tolist() if isinstance(row, np.ndarray) and row.ndim == 1 else row
+                for row in rows]  # fmt: skip
     batch: Sequence[Any] = rows if isinstance(rows[0], _ROW_TYPES) else (rows,)
     _check_batch_size(len(batch), max_rows)
     matrix = _fast_convert(batch, n_features)
@@ -85,45 +193,56 @@ def _fast_convert(batch: Sequence[Any], n_features: int) -> Matrix | None:
     return flat.reshape(len(batch), n_features)
 
 
-def _slow_convert(batch: Sequence[Any], n_features: int) -> Matrix:
+def _slow_convert(
+    batch: Sequence[Any],
+    n_features: int,
+    *,
+    row_label: Label = _position,
+    column_label: Label = _position,
+) -> Matrix:
     """Walk the batch element by element and raise on the first malformed value."""
     matrix = np.empty((len(batch), n_features), dtype=np.float64)
     for i, row in enumerate(batch):
         if not isinstance(row, _ROW_TYPES):
             raise InvalidInputError(
-                f"row {i}: expected a list of {n_features} numbers, got {_describe(row)}"
+                f"row {row_label(i)}: expected a list of {n_features} numbers, got {_describe(row)}"
             )
         if len(row) != n_features:
             raise InvalidInputError(
-                f"row {i}: expected {n_features} numbers, got {len(row)}"
+                f"row {row_label(i)}: expected {n_features} numbers, got {len(row)}"
                 " (every row needs exactly one value per feature)"
             )
         for j, value in enumerate(row):
-            matrix[i, j] = _to_float(value, i, j)
+            matrix[i, j] = _to_float(value, f"row {row_label(i)}, column {column_label(j)}")
     return matrix
 
 
-def _to_float(value: Any, i: int, j: int) -> float:
+def _to_float(value: Any, where: str) -> float:
     if isinstance(value, bool | np.bool_) or not isinstance(
         value, int | float | np.integer | np.floating
     ):
-        raise InvalidInputError(
-            f"row {i}, column {j}: expected a finite number, got {_describe(value)}"
-        )
+        raise InvalidInputError(f"{where}: expected a finite number, got {_describe(value)}")
     try:
         number = float(value)
     except OverflowError:
         raise InvalidInputError(
-            f"row {i}, column {j}: {_shorten(repr(value))} is too large for a float64"
+            f"{where}: {_shorten(repr(value))} is too large for a float64"
         ) from None
     if not math.isfinite(number):
-        raise InvalidInputError(f"row {i}, column {j}: expected a finite number, got {number}")
+        raise InvalidInputError(f"{where}: expected a finite number, got {number}")
     if abs(number) > MAX_ABS_FEATURE:
-        raise InvalidInputError(_out_of_range(i, j, number))
+        raise InvalidInputError(_out_of_range(where, number))
     return number
 
 
-def _from_array(array: npt.NDArray[Any], *, n_features: int, max_rows: int) -> Matrix:
+def _from_array(
+    array: npt.NDArray[Any],
+    *,
+    n_features: int,
+    max_rows: int,
+    row_label: Label = _position,
+    column_label: Label = _position,
+) -> Matrix:
     if array.dtype.kind == "O":
         return to_matrix(array.tolist(), n_features=n_features, max_rows=max_rows)
     if array.dtype.kind not in "iuf":
@@ -143,16 +262,15 @@ def _from_array(array: npt.NDArray[Any], *, n_features: int, max_rows: int) -> M
     if not magnitude.max() <= MAX_ABS_FEATURE:
         finite = np.isfinite(matrix)
         i, j = (int(k) for k in np.argwhere(~(finite & (magnitude <= MAX_ABS_FEATURE)))[0])
+        where = f"row {row_label(i)}, column {column_label(j)}"
         if not finite[i, j]:
-            raise InvalidInputError(
-                f"row {i}, column {j}: expected a finite number, got {matrix[i, j]}"
-            )
-        raise InvalidInputError(_out_of_range(i, j, float(matrix[i, j])))
+            raise InvalidInputError(f"{where}: expected a finite number, got {matrix[i, j]}")
+        raise InvalidInputError(_out_of_range(where, float(matrix[i, j])))
     return matrix
 
 
-def _out_of_range(i: int, j: int, number: float) -> str:
-    return f"row {i}, column {j}: {number!r} is outside [-{MAX_ABS_FEATURE:g}, {MAX_ABS_FEATURE:g}]"
+def _out_of_range(where: str, number: float) -> str:
+    return f"{where}: {number!r} is outside [-{MAX_ABS_FEATURE:g}, {MAX_ABS_FEATURE:g}]"
 
 
 def _describe(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The fast path gives exactly scikit-learn's classes and probabilities."""
+"""The scorer gives exactly scikit-learn's classes and probabilities, for any shape."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from iris_model import MAX_ABS_FEATURE, InvalidInputError, IrisModel
 from iris_model.dataset import load_dataset
-from iris_model.fastpath import EstimatorScorer, LinearScorer, scorer_for
+from iris_model.scoring import EstimatorScorer, LinearScorer, scorer_for
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 # Everything the validation accepts: finite values within ±MAX_ABS_FEATURE.
@@ -107,21 +107,57 @@ def test_other_estimators_fall_back_to_sklearn(estimator: object) -> None:
     np.testing.assert_array_equal(model.predict_proba(features), estimator.predict_proba(features))  # type: ignore[attr-defined]
 
 
-def test_binary_logistic_regression_falls_back() -> None:
-    """A two-class LogisticRegression (sigmoid, not softmax) is left to scikit-learn."""
+@pytest.mark.parametrize(
+    ("n_features", "n_classes"), [(4, 2), (1, 2), (7, 2), (2, 3), (9, 5), (30, 11)]
+)
+def test_logistic_regression_of_any_shape_is_scored_exactly(
+    n_features: int, n_classes: int
+) -> None:
+    """Binary (sigmoid) and multinomial (softmax) models, any size: sklearn's exact answers."""
+    rng = np.random.default_rng(n_features * 100 + n_classes)
+    features = rng.normal(size=(40 * n_classes, n_features))
+    target = rng.integers(0, n_classes, size=len(features))
+    target[:n_classes] = np.arange(n_classes)  # every class present
+    features[:, 0] += target  # something to learn
+    estimator = LogisticRegression(max_iter=2000).fit(features, target)
+    assert isinstance(scorer_for(estimator), LinearScorer)
+    model = IrisModel(estimator)
+    assert model.uses_fast_path
+    rows = rng.normal(scale=5, size=(64, n_features))
+    assert model.predict(rows).tolist() == estimator.predict(rows).tolist()
+    assert np.array_equal(model.predict_proba(rows), estimator.predict_proba(rows))
+
+
+def test_binary_scores_equal_sklearn_on_any_accepted_input() -> None:
+    """A binary model agrees with sklearn even at saturated probabilities."""
     features, target = load_dataset()
     binary = LogisticRegression(max_iter=1000).fit(features, target == 2)
-    assert isinstance(scorer_for(binary), EstimatorScorer)
     model = IrisModel(binary, classes=("other", "virginica"))
-    assert model.predict(features).tolist() == binary.predict(features).astype(int).tolist()
+    assert model.uses_fast_path
+    rows = np.random.default_rng(1).uniform(-MAX_ABS_FEATURE, MAX_ABS_FEATURE, size=(200, 4))
+    rows[:100] /= 1e5
+    assert model.predict(rows).tolist() == binary.predict(rows).tolist()
+    assert np.array_equal(model.predict_proba(rows), binary.predict_proba(rows))
+    assert model.classify(rows)[0].tolist() == binary.predict(rows).astype(int).tolist()
+
+
+def test_one_vs_rest_models_fall_back() -> None:
+    """A model that might be one-vs-rest (older scikit-learn) is left to sklearn."""
+    features, target = load_dataset()
+    estimator = LogisticRegression(max_iter=1000).fit(features, target)
+    estimator.multi_class = "ovr"  # as scikit-learn < 1.8 could fit it
+    assert isinstance(scorer_for(estimator), EstimatorScorer)
 
 
 def test_string_labels_map_to_indices() -> None:
-    """The fallback turns string labels into indices into classes_."""
+    """String labels: predict() answers them, classify() their indices into classes."""
     features, target = load_dataset()
     names = np.array(["setosa", "versicolor", "virginica"])[target]
     tree = DecisionTreeClassifier(random_state=0).fit(features, names)
-    assert IrisModel(tree).predict(features).tolist() == target.tolist()
+    model = IrisModel(tree)
+    assert model.classes == ("setosa", "versicolor", "virginica")
+    assert model.classify(features)[0].tolist() == target.tolist()
+    assert model.predict(features).tolist() == names.tolist()
 
 
 def test_linear_scorer_is_chosen_for_plain_logistic_regression(trained_model: IrisModel) -> None:

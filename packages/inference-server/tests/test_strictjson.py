@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
-from werkzeug.exceptions import BadRequest
 
-from inference_server import jsonio
+from inference_server import strictjson
+from inference_server.strictjson import InvalidJSONError
 
 
 def _strict(data: bytes) -> tuple[str, Any]:
@@ -22,15 +21,15 @@ def _strict(data: bytes) -> tuple[str, Any]:
     except UnicodeDecodeError:
         return ("error", "utf-8")
     try:
-        return ("value", jsonio._DECODER.decode(text))
+        return ("value", strictjson._DECODER.decode(text))
     except (ValueError, RecursionError) as error:
         return ("error", type(error).__name__)
 
 
 def _served(data: bytes) -> tuple[str, Any]:
     try:
-        return ("value", jsonio.loads(data))
-    except BadRequest:
+        return ("value", strictjson.loads(data))
+    except InvalidJSONError:
         return ("error", None)
 
 
@@ -62,8 +61,8 @@ def _same(a: Any, b: Any) -> bool:
 )
 def test_duplicate_keys_are_rejected_even_behind_strings(body: bytes) -> None:
     """Braces or colons inside strings cannot hide a duplicate key from the proof."""
-    with pytest.raises(BadRequest, match="duplicate key"):
-        jsonio.loads(body)
+    with pytest.raises(InvalidJSONError, match="duplicate key"):
+        strictjson.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -93,22 +92,22 @@ def test_orjson_value_is_used_for_ordinary_bodies(monkeypatch: pytest.MonkeyPatc
     def forbidden(_text: str) -> Any:
         raise AssertionError("the strict decoder was used")
 
-    monkeypatch.setattr(jsonio._DECODER, "decode", forbidden)
+    monkeypatch.setattr(strictjson._DECODER, "decode", forbidden)
     rows = [[5.1, 3.5, 1.4, 0.2]] * 1000
-    assert jsonio.loads(json.dumps({"instances": rows}).encode()) == {"instances": rows}
+    assert strictjson.loads(json.dumps({"instances": rows}).encode()) == {"instances": rows}
     v2 = {
         "id": "req-1",
         "inputs": [{"name": "i", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
     }
-    assert jsonio.loads(json.dumps(v2).encode())["inputs"][0]["shape"] == [1, 4]
+    assert strictjson.loads(json.dumps(v2).encode())["inputs"][0]["shape"] == [1, 4]
 
 
 def test_deep_nesting_is_decided_by_the_strict_decoder() -> None:
     """Bodies nested deeper than the fast limit get the strict decoder's answer."""
     deep = b"[" * 900 + b"]" * 900
-    assert jsonio.loads_if_proven(deep) is jsonio.MISS
+    assert strictjson.loads_if_proven(deep) is strictjson.MISS
     shallow = b'{"a": ' + b"[" * 200 + b'"]]]"' + b"]" * 200 + b"}"
-    assert jsonio.loads_if_proven(shallow) is not jsonio.MISS
+    assert strictjson.loads_if_proven(shallow) is not strictjson.MISS
 
 
 # JSON text built from fragments, so that duplicate keys, tricky strings, big and odd numbers
@@ -151,22 +150,3 @@ def test_orjson_path_agrees_with_the_strict_decoder(text: str, trailing: str) ->
     assert kind == expected[0], (data, expected)
     if kind == "value":
         assert _same(value, expected[1]), (data, value, expected[1])
-
-
-def test_read_exactly_reads_on_after_a_short_read() -> None:
-    """A raw stream may return fewer bytes than asked: the rest is read, up to EOF."""
-
-    class Trickle(io.RawIOBase):
-        def __init__(self, data: bytes) -> None:
-            self.data = data
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: Any) -> int:
-            chunk, self.data = self.data[:3], self.data[3:]
-            buffer[: len(chunk)] = chunk
-            return len(chunk)
-
-    assert jsonio.read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
-    assert jsonio.read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less

@@ -1,31 +1,26 @@
-"""Strict JSON in, fast JSON out.
+"""Strict JSON decoding of request bodies, and fast encoding of answers.
 
 Decoding must reject duplicate keys and ``NaN``/``Infinity`` and give the same value (or the
 same error) for every body. The standard library can (``object_pairs_hook``,
-``parse_constant``) but is slow on batches: 2.1 ms for a 22 KB 1,000-row body on the loaded
-dev box, vs 0.34 ms for orjson. orjson keeps the last duplicate silently, so :func:`loads`
-uses orjson's result only when it provably equals the strict decoder's (see
-:func:`loads_if_proven`) and otherwise decodes again with the strict decoder, which then makes
-every error message exactly as before.
-
-Encoding uses orjson: 0.2 us vs 3.9 us per single-row response, 22 us vs 170 us per
-1000-row batch. Error bodies go through ``json.dumps`` (ASCII-escaped), so a message that
-quotes client text with lone surrogates still serialises.
+``parse_constant``) but is slow on batches; orjson is fast but keeps the last duplicate key
+silently. So :func:`loads` uses orjson's result only when it provably equals the strict
+decoder's (:func:`loads_if_proven`) and otherwise decodes again with the strict decoder, which
+then makes every error message. Encoding uses orjson. Nothing here knows HTTP: reading bodies
+is :mod:`inference_server.bodies`, statuses are :mod:`inference_server.errors`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import orjson
-from flask import Request, Response
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
-JSON_MIMETYPE = "application/json"
-_READ_CHUNK = 64 * 1024
+
+class InvalidJSONError(ValueError):
+    """A body that is not strict JSON (answered 400; the message says what is wrong)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -112,7 +107,7 @@ def loads(data: bytes) -> Any:
     """Decode UTF-8 JSON strictly.
 
     Raises:
-        BadRequest: Not UTF-8, not JSON, a duplicate key, NaN/Infinity, an integer too long
+        InvalidJSONError: Not UTF-8, not JSON, a duplicate key, NaN/Infinity, an integer too long
             to convert, or nesting too deep to parse.
     """
     value = loads_if_proven(data)
@@ -121,90 +116,18 @@ def loads(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise BadRequest(f"request body is not valid UTF-8: {error.reason}") from None
+        raise InvalidJSONError(f"request body is not valid UTF-8: {error.reason}") from None
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:
-        raise BadRequest(
+        raise InvalidJSONError(
             f"request body is not valid JSON: {error.msg}"
             f" (line {error.lineno}, column {error.colno})"
         ) from None
     except RecursionError:
-        raise BadRequest("request body is nested too deeply") from None
+        raise InvalidJSONError("request body is nested too deeply") from None
     except ValueError as error:  # duplicate keys, constants, int digit limit
-        raise BadRequest(f"request body is not valid JSON: {error}") from None
-
-
-def check_content_type(request: Request) -> None:
-    """Accept ``application/json`` (any parameters) or no Content-Type at all.
-
-    tritonclient sends Open Inference Protocol requests without a Content-Type, so a missing
-    header means JSON; a different media type is answered with 415.
-    """
-    if not request.environ.get("CONTENT_TYPE"):  # absent (or empty): JSON
-        return
-    if request.mimetype != JSON_MIMETYPE:
-        raise UnsupportedMediaType(
-            f"Content-Type must be {JSON_MIMETYPE}, got {request.mimetype!r}"
-        )
-    charset = request.mimetype_params.get("charset")
-    if charset is not None and charset.lower().replace("-", "") != "utf8":
-        raise UnsupportedMediaType(f"JSON bodies must be UTF-8, got charset {charset!r}")
-
-
-def read_exactly(stream: IO[bytes], length: int) -> bytes:
-    """``length`` bytes of ``stream``, or fewer if it ends first (a raw stream may read short)."""
-    body = stream.read(length)
-    if len(body) == length:
-        return body
-    chunks = [body]
-    received = len(body)
-    while body and received < length:
-        body = stream.read(length - received)
-        chunks.append(body)
-        received += len(body)
-    return b"".join(chunks)
-
-
-def read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of body, also when it is chunked (no Content-Length).
-
-    Raises:
-        RequestEntityTooLarge: The body is longer than ``limit``.
-    """
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"request body is larger than the limit of {limit} bytes")
-    stream = request.stream
-    if request.content_length is not None:
-        # One exact read (checked against the limit above; Werkzeug also caps the stream at
-        # Content-Length): 64 KiB chunked reads allocated and zeroed a 64 KiB buffer per call.
-        return read_exactly(stream, request.content_length)
-    chunks: list[bytes] = []
-    received = 0
-    while received <= limit:
-        chunk = stream.read(min(_READ_CHUNK, limit + 1 - received))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        received += len(chunk)
-    if received > limit:
-        raise RequestEntityTooLarge(f"request body is larger than the limit of {limit} bytes")
-    return b"".join(chunks)
-
-
-def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """Check the Content-Type, read a bounded body and decode it as a JSON object.
-
-    Raises:
-        UnsupportedMediaType: A Content-Type other than JSON.
-        RequestEntityTooLarge: A body over ``limit`` bytes.
-        BadRequest: Anything that is not a strict JSON object.
-    """
-    check_content_type(request)
-    body = loads(read_body(request, limit))
-    if not isinstance(body, dict):
-        raise BadRequest(f"request body must be a JSON object, got {json_type(body)}")
-    return body
+        raise InvalidJSONError(f"request body is not valid JSON: {error}") from None
 
 
 def json_type(value: Any) -> str:
@@ -228,16 +151,3 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except orjson.JSONEncodeError:
         return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
-
-
-def error_bytes(message: str, details: list[str] | None = None) -> bytes:
-    """The one error body of the service: ``{"error": message}`` plus optional ``details``."""
-    body: dict[str, Any] = {"error": message}
-    if details:
-        body["details"] = details
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def json_response(obj: Any, status: int = 200) -> Response:
-    """A JSON response encoded with :func:`dumps`."""
-    return Response(dumps(obj), status=status, mimetype=JSON_MIMETYPE)

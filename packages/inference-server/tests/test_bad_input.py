@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from inference_server import jsonio
+from inference_server import errors, strictjson
 
 from .conftest import SETOSA
 
@@ -198,7 +198,7 @@ def test_batch_over_max_rows_is_413(make_app: Callable[..., Flask]) -> None:
 
 def test_loads_accepts_plain_json() -> None:
     """Well-formed JSON decodes as usual."""
-    assert jsonio.loads(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+    assert strictjson.loads(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
 
 
 @pytest.mark.parametrize(
@@ -215,18 +215,18 @@ def test_loads_accepts_plain_json() -> None:
 )
 def test_json_type_names(value: object, name: str) -> None:
     """Error messages name JSON types, not Python ones."""
-    assert jsonio.json_type(value) == name
+    assert strictjson.json_type(value) == name
 
 
 def test_dumps_falls_back_for_lone_surrogates() -> None:
     """A string orjson cannot encode still serialises (ASCII-escaped)."""
-    assert json.loads(jsonio.dumps({"id": "\ud800"})) == {"id": "\ud800"}
+    assert json.loads(strictjson.dumps({"id": "\ud800"})) == {"id": "\ud800"}
 
 
 def test_error_bytes_with_details() -> None:
     """The error body has ``error`` and, when given, ``details``."""
-    assert json.loads(jsonio.error_bytes("bad", ["a", "b"])) == {
+    assert json.loads(errors.error_bytes("bad", ["a", "b"])) == {
         "error": "bad",
         "details": ["a", "b"],
     }
-    assert json.loads(jsonio.error_bytes("bad")) == {"error": "bad"}
+    assert json.loads(errors.error_bytes("bad")) == {"error": "bad"}

@@ -1,10 +1,13 @@
-"""A low-overhead scorer for fitted multinomial logistic regressions.
+"""Scoring validated rows: a low-overhead scorer for logistic regressions, sklearn for the rest.
 
 scikit-learn's ``predict`` spends most of a single-row call validating its input
 (``validate_data``), not computing. Our rows are validated already, so for a
-``LogisticRegression`` we repeat sklearn's own arithmetic (``X @ coef_.T + intercept_``,
-argmax, then its in-place softmax) operation for operation: the results are bit-identical,
-as the property tests check. Anything else falls back to the estimator itself.
+``LogisticRegression`` we repeat sklearn's own arithmetic operation for operation: the
+results are bit-identical, as the property tests check. Multinomial models (any number of
+classes and features): ``X @ coef_.T + intercept_``, argmax, then sklearn's in-place softmax.
+Binary models (one row of coefficients): the score of the positive class, then sklearn's
+``expit``, as ``LogisticRegression.predict_proba`` does. Anything else is left to the
+estimator itself.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from iris_model.errors import InvalidInputError
@@ -37,13 +41,15 @@ class Scorer(Protocol):
 
 
 class LinearScorer:
-    """Scores a multiclass ``LogisticRegression`` without sklearn's per-call validation."""
+    """Scores a ``LogisticRegression`` without sklearn's per-call validation."""
 
     def __init__(self, estimator: LogisticRegression) -> None:
         # The same transposed view sklearn multiplies by: same memory layout, same BLAS call,
         # same rounding.
         self._coef_t: Matrix = estimator.coef_.T
         self._intercept: Matrix = estimator.intercept_
+        # Two classes: one row of coefficients scores the second class (a sigmoid, not softmax).
+        self._binary = estimator.coef_.shape[0] == 1
         # Validated rows are within ±MAX_ABS_FEATURE, so |score| is at most this bound. For
         # any sane model it is tiny and the per-call overflow guard (3.9% of a server
         # worker's CPU on single rows) can be skipped.
@@ -73,13 +79,22 @@ class LinearScorer:
         return scores
 
     def predict(self, matrix: Matrix) -> Indices:
-        """Return the argmax of the linear scores."""
-        indices: Indices = self.decision_function(matrix).argmax(axis=1).astype(np.int64)
+        """Return the argmax of the linear scores (binary: whether the score is positive)."""
+        scores = self.decision_function(matrix)
+        if self._binary:
+            return (scores[:, 0] > 0).astype(np.int64)
+        indices: Indices = scores.argmax(axis=1).astype(np.int64)
         return indices
 
     def predict_proba(self, matrix: Matrix) -> Matrix:
-        """Return the softmax of the linear scores, step for step as ``sklearn.utils.extmath``."""
+        """Return the softmax of the linear scores, step for step as ``sklearn.utils.extmath``.
+
+        Binary models: sklearn's ``expit`` of the score, beside one minus it.
+        """
         scores = self.decision_function(matrix)
+        if self._binary:
+            positive = expit(scores[:, 0])
+            return np.stack([1 - positive, positive], axis=1)
         if self._may_overflow:
             with np.errstate(over="ignore", under="ignore"):  # finite scores 1e308 apart
                 scores -= scores.max(axis=1).reshape(-1, 1)
@@ -111,15 +126,20 @@ class EstimatorScorer:
 def scorer_for(estimator: Any) -> Scorer:
     """Pick the fast scorer when the estimator is one it reproduces exactly, else sklearn's.
 
-    Only a plain multiclass ``LogisticRegression`` qualifies: binary models use a sigmoid,
-    and subclasses or pipelines may change the arithmetic.
+    A plain ``LogisticRegression`` of any shape qualifies: binary (sigmoid) or multinomial
+    (softmax), any number of features and classes. One-vs-rest models (scikit-learn before
+    1.8 could fit them), subclasses and pipelines may compute differently: sklearn scores them.
     """
-    if (
-        type(estimator) is LogisticRegression
-        and getattr(estimator, "coef_", None) is not None
-        and estimator.coef_.ndim == 2
-        and len(estimator.classes_) > 2
-        and estimator.coef_.shape[0] == len(estimator.classes_)
-    ):
+    coef = getattr(estimator, "coef_", None)
+    if type(estimator) is not LogisticRegression or coef is None or coef.ndim != 2:
+        return EstimatorScorer(estimator)
+    n_classes = len(estimator.classes_)
+    multi_class = getattr(estimator, "multi_class", "deprecated")
+    one_vs_rest = multi_class == "ovr" or (
+        multi_class == "auto" and getattr(estimator, "solver", "") == "liblinear"
+    )
+    binary = n_classes == 2 and coef.shape[0] == 1
+    multinomial = n_classes > 2 and coef.shape[0] == n_classes and not one_vs_rest
+    if binary or multinomial:
         return LinearScorer(estimator)
     return EstimatorScorer(estimator)

@@ -1,0 +1,185 @@
+"""What every protocol module implements, and the types the service passes between them.
+
+A protocol turns the raw body of a prediction request (plus the few headers that matter)
+into a :class:`Call`, and the model's :class:`Prediction` for that call back into an
+:class:`Answer` (status, headers, body bytes). Protocols raise
+:class:`~inference_server.errors.ApiError` (or the library's errors) for bad requests and
+never touch WSGI, Flask, metrics or logs: :class:`~inference_server.service.PredictionService`
+does those once for all of them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+import iris_model
+from inference_server.errors import JSON_MIMETYPE, ApiError
+from inference_server.strictjson import dumps, json_type, loads
+
+C = TypeVar("C")
+
+#: Headers of every JSON answer.
+JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", JSON_MIMETYPE),)
+
+
+class Headers(Protocol):
+    """Read access to request headers by case-insensitive name (e.g. ``"Content-Type"``)."""
+
+    def get(self, name: str) -> str | None:
+        """The header's value, or None when absent."""
+
+
+class EnvironHeaders:
+    """:class:`Headers` over a WSGI environ, without copying it."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        """Read headers from ``environ``."""
+        self._environ = environ
+
+    def get(self, name: str) -> str | None:
+        """The header's value, or None when absent."""
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        value = self._environ.get(key)
+        return value if isinstance(value, str) else None
+
+
+@dataclass(slots=True)
+class Call(Generic[C]):
+    """A parsed prediction request.
+
+    Attributes:
+        rows: What the library's ``classify`` validates (a list of rows, or an array).
+        probabilities: Whether the answer needs class probabilities.
+        context: What the protocol needs again to render the answer (request id, outputs...).
+    """
+
+    rows: Any
+    probabilities: bool
+    context: C
+
+
+@dataclass(slots=True)
+class Prediction:
+    """The model's answer for one call.
+
+    Attributes:
+        indices: Class index of each row (plain ``int``).
+        probability_matrix: ``(n_rows, n_classes)`` probabilities, or None when not asked.
+        classes: The model's class labels (the columns of ``probability_matrix``).
+    """
+
+    indices: list[int]
+    probability_matrix: npt.NDArray[np.float64] | None
+    classes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, model: iris_model.IrisModel, rows: Any, *, probabilities: bool) -> Prediction:
+        """Validate ``rows`` once and classify them with ``model``.
+
+        Raises:
+            iris_model.InvalidInputError: Malformed rows (400).
+            iris_model.BatchTooLargeError: More rows than the model's limit (413).
+        """
+        indices, proba = model.classify(rows, probabilities=probabilities)
+        return cls(indices.tolist(), proba, model.classes)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class label of each row."""
+        return list(map(self.classes.__getitem__, self.indices))
+
+    @property
+    def probabilities(self) -> list[list[float]]:
+        """Each row's class probabilities (empty when not asked)."""
+        if self.probability_matrix is None:
+            return []
+        rows: list[list[float]] = self.probability_matrix.tolist()
+        return rows
+
+    def labelled_probabilities(self) -> list[dict[str, float]]:
+        """Each row's probabilities keyed by class label."""
+        return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities]
+
+
+@dataclass(slots=True)
+class Answer:
+    """An HTTP answer: status, headers (Content-Length and X-Request-ID come later), body."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = field(default=JSON_HEADERS)
+
+
+def json_answer(document: Any, status: int = 200) -> Answer:
+    """A JSON answer encoded with :func:`~inference_server.strictjson.dumps`."""
+    return Answer(status, dumps(document))
+
+
+class PredictionProtocol(abc.ABC, Generic[C]):
+    """One wire protocol of prediction requests (seed, KServe V1, Open Inference V2).
+
+    Attributes:
+        route: The URL path (a template without variables) it answers ``POST`` on.
+        media_types: Accepted request Content-Types (a missing one always means JSON).
+    """
+
+    route: str
+    media_types: frozenset[str] = frozenset({JSON_MIMETYPE})
+
+    @abc.abstractmethod
+    def parse(self, body: bytes, headers: Headers) -> Call[C]:
+        """Turn a raw request body into a call.
+
+        Raises:
+            ApiError: The request breaks the protocol's rules (400 unless stated otherwise).
+            inference_server.strictjson.InvalidJSONError: The body is not strict JSON.
+        """
+
+    @abc.abstractmethod
+    def render(self, call: Call[C], prediction: Prediction) -> Answer:
+        """Turn the model's prediction for ``call`` into the protocol's answer."""
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """Decode ``body`` strictly and require a JSON object.
+
+    Raises:
+        InvalidJSONError: Not strict JSON.
+        ApiError: 400 for any other JSON value.
+    """
+    document = loads(body)
+    if type(document) is not dict:
+        raise ApiError(400, f"request body must be a JSON object, got {json_type(document)}")
+    return document
+
+
+def refuse_unknown(document: Mapping[str, Any], allowed: frozenset[str], where: str = "") -> None:
+    """Raise 400 naming the keys of ``document`` that are not in ``allowed``."""
+    if document.keys() <= allowed:
+        return
+    unknown = ", ".join(map(repr, sorted(document.keys() - allowed)))
+    raise ApiError(
+        400, f"{where}: unknown field(s): {unknown}" if where else f"unknown field(s): {unknown}"
+    )
+
+
+def instances(document: Mapping[str, Any]) -> list[Any]:
+    """The ``instances`` rows of a seed or KServe V1 body.
+
+    Raises:
+        ApiError: ``instances`` is not an array of rows (400).
+    """
+    rows = document.get("instances")
+    if type(rows) is not list or (rows and type(rows[0]) is not list):
+        raise ApiError(400, "'instances' must be an array of rows (arrays of numbers)")
+    return rows

@@ -1,0 +1,47 @@
+"""KServe V1 ``POST /v1/models/<name>:predict``: ``instances`` in, class indices out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_server.protocols.base import (
+    Answer,
+    Call,
+    Headers,
+    Prediction,
+    PredictionProtocol,
+    instances,
+    json_answer,
+    json_object,
+    refuse_unknown,
+)
+
+_KEYS = frozenset({"instances"})
+
+
+def predict_route(model_name: str) -> str:
+    """The V1 prediction path of ``model_name``."""
+    return f"/v1/models/{model_name}:predict"
+
+
+def model_ready(model_name: str) -> dict[str, Any]:
+    """The V1 (and V2) model readiness document."""
+    return {"name": model_name, "ready": True}
+
+
+class KServeV1Protocol(PredictionProtocol[None]):
+    """``{"instances": [[n numbers], ...]}`` -> ``{"predictions": [class index, ...]}``."""
+
+    def __init__(self, model_name: str) -> None:
+        """Answer on the V1 path of ``model_name``."""
+        self.route = predict_route(model_name)
+
+    def parse(self, body: bytes, headers: Headers) -> Call[None]:
+        """Only ``instances``."""
+        document = json_object(body)
+        refuse_unknown(document, _KEYS)
+        return Call(instances(document), False, None)
+
+    def render(self, call: Call[None], prediction: Prediction) -> Answer:
+        """Class indices, as KServe's sklearn server answers them."""
+        return json_answer({"predictions": prediction.indices})

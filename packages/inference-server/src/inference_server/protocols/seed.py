@@ -1,0 +1,67 @@
+"""The seed's ``POST /predict``: one row (``features``) or a batch (``instances``), with labels.
+
+Request: ``{"features": [n numbers]}`` or ``{"instances": [[n numbers], ...]}``, optionally
+``"probabilities": true``. Answer: ``{"prediction": i, "label": "..."}`` (one row) or
+``{"predictions": [...], "labels": [...]}``, plus class-labelled ``probabilities``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inference_server.errors import ApiError
+from inference_server.protocols.base import (
+    Answer,
+    Call,
+    Headers,
+    Prediction,
+    PredictionProtocol,
+    instances,
+    json_answer,
+    json_object,
+    refuse_unknown,
+)
+from inference_server.strictjson import json_type
+
+ROUTE = "/predict"
+_KEYS = frozenset({"features", "instances", "probabilities"})
+
+
+class SeedProtocol(PredictionProtocol[bool]):
+    """``POST /predict``; the call's context says whether one ``features`` row was sent."""
+
+    route = ROUTE
+
+    def parse(self, body: bytes, headers: Headers) -> Call[bool]:
+        """``features`` or ``instances``, and the optional ``probabilities`` flag."""
+        document = json_object(body)
+        refuse_unknown(document, _KEYS)
+        if ("features" in document) == ("instances" in document):
+            raise ApiError(400, "send exactly one of 'features' (one row) or 'instances' (rows)")
+        want_proba = document.get("probabilities", False)
+        if type(want_proba) is not bool:
+            raise ApiError(
+                400, f"'probabilities' must be true or false, got {json_type(want_proba)}"
+            )
+        if "instances" in document:
+            return Call(instances(document), want_proba, False)
+        features = document["features"]
+        if type(features) is not list:
+            raise ApiError(
+                400, f"'features' must be an array of numbers, got {json_type(features)}"
+            )
+        return Call([features], want_proba, True)
+
+    def render(self, call: Call[bool], prediction: Prediction) -> Answer:
+        """One row: ``prediction``/``label``; a batch: ``predictions``/``labels``."""
+        answer: dict[str, Any]
+        if call.context:
+            index = prediction.indices[0]
+            answer = {"prediction": index, "label": prediction.classes[index]}
+            if call.probabilities:
+                answer["probabilities"] = prediction.labelled_probabilities()[0]
+        else:
+            answer = {"predictions": prediction.indices, "labels": prediction.labels}
+            if call.probabilities:
+                answer["probabilities"] = prediction.labelled_probabilities()
+        return json_answer(answer)

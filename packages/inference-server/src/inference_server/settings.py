@@ -1,0 +1,363 @@
+"""Every setting of the server, each defined once: name, variable, default, check, help.
+
+:class:`Settings` is the one model. Each field says which environment variable sets it, how a
+value is checked and what it means; from that come ``create_app``'s configuration, the
+Gunicorn configuration module, the ``inference-server`` flags and the README's settings table
+(``python -m inference_server.settings`` prints it; a test fails when they drift apart).
+Values are read once at start-up, never per request; a bad one stops the server with a
+message naming the variable.
+
+A small dataclass rather than pydantic-settings: the values are a dozen scalars, the
+checks fit in a line each, and nothing here may cost anything per request or import time in
+the Gunicorn master.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import iris_model
+
+#: Key of the ``Settings`` object in ``app.extensions``.
+SETTINGS_KEY = "inference_server.settings"
+ENV_PREFIX = "INFERENCE_"
+MIB = 1024 * 1024
+WORKER_CLASSES = ("gevent", "gthread", "sync")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the server refuses to start."""
+
+
+# --- checks: each takes a value from the environment, a flag or a test override -----------
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def positive_int(value: Any) -> int:
+    """An integer >= 1."""
+    number = _integer(value) if not isinstance(value, bool) else -1
+    if number < 1:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    """An integer >= 0."""
+    number = _integer(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def boolean(value: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off."""
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def optional_path(value: Any) -> Path | None:
+    """A path, or None when unset or empty."""
+    return None if value in (None, "") else Path(str(value))
+
+
+def text(value: Any) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def model_name(value: Any) -> str:
+    """A name that is safe in a URL path segment."""
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):
+        raise ValueError("must be 1-63 letters, digits, '.', '_' or '-', starting alphanumeric")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    """One of ``choices`` (case-insensitive)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value.strip().lower()
+
+    return check
+
+
+def tokens(value: Any) -> tuple[bytes, ...]:
+    """Bearer tokens separated by commas or whitespace (a list of them in overrides)."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(
+        token.encode() for item in items for token in re.split(r"[\s,]+", str(item)) if token
+    )
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How one setting is read and documented.
+
+    Attributes:
+        env: The environment variable.
+        check: Turns a raw value into the setting's value, or raises ``ValueError(reason)``.
+        help: One line for ``--help`` and the README.
+        scope: ``app`` (read by ``create_app``) or ``gunicorn`` (the config module).
+        flag: The command-line flag, or None for none (secrets stay off command lines).
+        shown_default: The default as documented, when the value itself would mislead.
+        choices: Allowed values, for ``--help``.
+    """
+
+    env: str
+    check: Callable[[Any], Any]
+    help: str
+    scope: str = "app"
+    flag: str | None = ""
+    shown_default: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+def setting(default: Any, env: str, check: Callable[[Any], Any], help: str, **spec: Any) -> Any:
+    """A :class:`Settings` field: its default and its :class:`Spec`."""
+    return field(default=default, metadata={"spec": Spec(env, check, help, **spec)})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated server settings (see the README's settings table, generated from this)."""
+
+    model_dir: Path | None = setting(  # noqa: RUF009 - a dataclasses.field
+        None,
+        "INFERENCE_MODEL_DIR",
+        optional_path,
+        "saved model to serve (`iris-model train --output DIR`); unset trains the default"
+        " Iris model at start-up (logged). A model that fails verification stops the server",
+        shown_default="unset",
+    )
+    model_name: str = setting(
+        "iris",
+        "INFERENCE_MODEL_NAME",
+        model_name,
+        "the model's name in KServe V1 and Open Inference Protocol V2 paths",
+    )
+    max_content_length: int = setting(
+        MIB,
+        "INFERENCE_MAX_CONTENT_LENGTH",
+        positive_int,
+        "largest request body in bytes (413 above; chunked bodies too)",
+    )
+    max_rows: int = setting(
+        iris_model.DEFAULT_MAX_ROWS,
+        "INFERENCE_MAX_ROWS",
+        positive_int,
+        "largest batch in rows (413 above)",
+    )
+    auth_tokens: tuple[bytes, ...] = setting(
+        (),
+        "INFERENCE_AUTH_TOKENS",
+        tokens,
+        "bearer tokens, comma or whitespace separated; set: prediction routes need one",
+        flag=None,
+        shown_default="unset",
+    )
+    auth_tokens_file: Path | None = setting(  # noqa: RUF009 - a dataclasses.field
+        None,
+        "INFERENCE_AUTH_TOKENS_FILE",
+        optional_path,
+        "file of bearer tokens (e.g. a mounted Secret), one per line; must hold one",
+        shown_default="unset",
+    )
+    log_requests: bool = setting(
+        True,
+        "INFERENCE_LOG_REQUESTS",
+        boolean,
+        "one JSON access-log line per request on stdout",
+    )
+    train_seed: int = setting(
+        42, "INFERENCE_TRAIN_SEED", _integer, "seed of the default model trained without a model"
+    )
+    bind: str = setting("0.0.0.0:5000", "INFERENCE_BIND", text, "listen address", scope="gunicorn")
+    workers: int = setting(
+        2, "WEB_CONCURRENCY", positive_int, "worker processes", scope="gunicorn", flag="--workers"
+    )
+    worker_class: str = setting(
+        "gevent",
+        "INFERENCE_WORKER_CLASS",
+        one_of(*WORKER_CLASSES),
+        "Gunicorn worker type (gevent survives slow clients)",
+        scope="gunicorn",
+        choices=WORKER_CLASSES,
+    )
+    worker_connections: int = setting(
+        1000,
+        "INFERENCE_WORKER_CONNECTIONS",
+        positive_int,
+        "connections per gevent worker",
+        scope="gunicorn",
+    )
+    threads: int = setting(
+        4, "INFERENCE_THREADS", positive_int, "threads per gthread worker", scope="gunicorn"
+    )
+    timeout: int = setting(
+        30,
+        "INFERENCE_TIMEOUT",
+        non_negative_int,
+        "seconds before a silent worker is restarted",
+        scope="gunicorn",
+    )
+    graceful_timeout: int = setting(
+        20,
+        "INFERENCE_GRACEFUL_TIMEOUT",
+        non_negative_int,
+        "drain time after SIGTERM, seconds; the Kubernetes manifests depend on it",
+        scope="gunicorn",
+    )
+    keepalive: int = setting(
+        5, "INFERENCE_KEEPALIVE", non_negative_int, "keep-alive seconds", scope="gunicorn"
+    )
+    max_requests: int = setting(
+        0,
+        "INFERENCE_MAX_REQUESTS",
+        non_negative_int,
+        "recycle a worker after N requests (0: never)",
+        scope="gunicorn",
+    )
+    max_requests_jitter: int = setting(
+        0,
+        "INFERENCE_MAX_REQUESTS_JITTER",
+        non_negative_int,
+        "random extra requests before recycling; at least 10 % of the above",
+        scope="gunicorn",
+    )
+    log_level: str = setting(
+        "info",
+        "INFERENCE_LOG_LEVEL",
+        one_of(*LOG_LEVELS),
+        "Gunicorn and app log level",
+        scope="gunicorn",
+        choices=LOG_LEVELS,
+    )
+    metrics_dir: Path | None = setting(  # noqa: RUF009 - a dataclasses.field
+        None,
+        "PROMETHEUS_MULTIPROC_DIR",
+        optional_path,
+        "where workers write metrics (emptied at start)",
+        scope="gunicorn",
+        shown_default="a fresh /tmp directory",
+    )
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether tokens are configured inline (see :func:`bearer_tokens` for the file)."""
+        return bool(self.auth_tokens) or self.auth_tokens_file is not None
+
+    @property
+    def jitter(self) -> int:
+        """``max_requests_jitter``, raised to 10 % of ``max_requests``."""
+        return max(self.max_requests_jitter, self.max_requests // 10)
+
+
+def specs() -> Iterable[tuple[str, Spec, Any]]:
+    """Every setting: field name, spec and default, in definition order."""
+    for item in dataclasses.fields(Settings):
+        yield item.name, item.metadata["spec"], item.default
+
+
+def override_key(spec: Spec) -> str:
+    """The key of a setting in ``create_app``'s config mapping (``MAX_ROWS``)."""
+    return spec.env.removeprefix(ENV_PREFIX)
+
+
+def flag_of(name: str, spec: Spec) -> str | None:
+    """The setting's command-line flag (``--max-rows``), or None."""
+    if spec.flag is None:
+        return None
+    return spec.flag or "--" + name.replace("_", "-")
+
+
+def load_settings(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Read every setting from ``environ``, then ``overrides`` (keys like ``MAX_ROWS``).
+
+    Raises:
+        ConfigError: A value fails its check; the message names the variable.
+    """
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for name, spec, _default in specs():
+        key = override_key(spec)
+        if key in overrides:
+            raw = overrides[key]
+        elif spec.env in environ:
+            raw = environ[spec.env]
+        else:
+            continue
+        try:
+            values[name] = spec.check(raw)
+        except ValueError as error:
+            raise ConfigError(f"{spec.env} {error}, got {raw!r}") from None
+    return Settings(**values)
+
+
+def bearer_tokens(settings: Settings) -> tuple[bytes, ...]:
+    """The inline tokens plus those of the token file.
+
+    Raises:
+        ConfigError: The file cannot be read or holds no token (auth would be off silently).
+    """
+    found = settings.auth_tokens
+    path = settings.auth_tokens_file
+    if path is None:
+        return found
+    try:
+        from_file = tokens(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read INFERENCE_AUTH_TOKENS_FILE {path}: {error}") from error
+    if not from_file:
+        raise ConfigError(f"INFERENCE_AUTH_TOKENS_FILE {path} holds no token")
+    return found + from_file
+
+
+def shown_default(spec: Spec, default: Any) -> str:
+    """The default as ``--help`` and the README show it."""
+    if spec.shown_default is not None:
+        return spec.shown_default
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def markdown_table() -> str:
+    """The README's settings table."""
+    lines = ["| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
+    for name, spec, default in specs():
+        flag = flag_of(name, spec)
+        shown = shown_default(spec, default)
+        lines.append(f"| `{spec.env}` | {f'`{flag}`' if flag else ''} | {shown} | {spec.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

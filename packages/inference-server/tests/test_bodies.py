@@ -1,0 +1,113 @@
+"""Reading request bodies: Content-Type, Content-Length, chunked bodies and the size limit."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from inference_server.bodies import BodyReader, check_content_type, media_type, read_exactly
+from inference_server.errors import ApiError
+
+
+def environ(body: bytes, length: str | None = None, *, terminated: bool = False) -> dict[str, Any]:
+    """A WSGI environ carrying ``body`` (Content-Length ``length``, or chunked)."""
+    env: dict[str, Any] = {"wsgi.input": io.BytesIO(body)}
+    if length is not None:
+        env["CONTENT_LENGTH"] = length
+    if terminated:
+        env["wsgi.input_terminated"] = True
+    return env
+
+
+def test_read_exactly_reads_on_after_a_short_read() -> None:
+    """A raw stream may return fewer bytes than asked: the rest is read, up to EOF."""
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            chunk, self.data = self.data[:3], self.data[3:]
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    assert read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
+    assert read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less
+
+
+def test_content_length_body_is_read_exactly() -> None:
+    """With Content-Length, exactly that many bytes are read (not the rest of the stream)."""
+    assert BodyReader(10).read(environ(b"0123456789extra", "10")) == b"0123456789"
+
+
+@pytest.mark.parametrize("length", ["11", "99999999999999999999"])
+def test_content_length_over_the_limit_is_413_unread(length: str) -> None:
+    """A declared length over the limit is refused before reading."""
+    env = environ(b"x" * 11, length)
+    with pytest.raises(ApiError) as error:
+        BodyReader(10).read(env)
+    assert error.value.status == 413
+    assert env["wsgi.input"].tell() == 0
+
+
+@pytest.mark.parametrize("length", ["-1", "1e3", "abc", "١٢"])
+def test_malformed_content_length_is_400(length: str) -> None:
+    """A Content-Length that is not plain ASCII digits is a 400."""
+    with pytest.raises(ApiError) as error:
+        BodyReader(10).read(environ(b"x", length))
+    assert error.value.status == 400
+
+
+@pytest.mark.parametrize(("size", "accepted"), [(9, True), (10, True), (11, False)])
+def test_chunked_body_is_bounded(size: int, accepted: bool) -> None:
+    """Without Content-Length a terminated stream is read up to limit + 1 bytes."""
+    reader = BodyReader(10)
+    if accepted:
+        assert reader.read(environ(b"x" * size, terminated=True)) == b"x" * size
+    else:
+        with pytest.raises(ApiError) as error:
+            reader.read(environ(b"x" * size, terminated=True))
+        assert error.value.status == 413
+
+
+def test_unterminated_stream_without_length_is_not_read() -> None:
+    """WSGI: without a length only a terminated stream may be read; the body is empty."""
+    assert BodyReader(10).read(environ(b"xyz")) == b""
+
+
+@pytest.mark.parametrize(
+    ("content_type", "ok"),
+    [
+        ("", True),
+        ("application/json", True),
+        ("Application/JSON; charset=UTF-8", True),
+        ("application/json;charset=utf8", True),
+        ('application/json; charset="utf-8"', True),
+        ("application/json; charset=latin-1", False),
+        ("text/plain", False),
+        ("application/jsonx", False),
+    ],
+)
+def test_check_content_type(content_type: str, ok: bool) -> None:
+    """JSON (UTF-8) or nothing; anything else is 415."""
+    if ok:
+        check_content_type(content_type)
+    else:
+        with pytest.raises(ApiError) as error:
+            check_content_type(content_type)
+        assert error.value.status == 415
+
+
+def test_other_media_types_can_be_accepted() -> None:
+    """A protocol may accept more media types (e.g. binary tensors)."""
+    check_content_type("application/octet-stream", {"application/octet-stream"})
+
+
+def test_media_type_parameters() -> None:
+    """Parameters are split off, names lower-cased, quotes removed."""
+    assert media_type('A/B ; Charset="x" ; q=1') == ("a/b", {"charset": "x", "q": "1"})

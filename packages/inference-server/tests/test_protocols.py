@@ -1,0 +1,205 @@
+"""The protocol modules on their own: body bytes in, calls out; predictions in, bytes out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, seed, settings
+from hypothesis import strategies as st
+
+from inference_server.errors import ApiError
+from inference_server.protocols import (
+    EnvironHeaders,
+    KServeV1Protocol,
+    OpenInferenceProtocol,
+    Prediction,
+    SeedProtocol,
+)
+from inference_server.strictjson import InvalidJSONError
+
+NO_HEADERS = EnvironHeaders({})
+CLASSES = ("a", "b", "c")
+
+values = st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-(10**6), 10**6)
+
+
+def rows_of(width: int) -> st.SearchStrategy[list[list[Any]]]:
+    """Batches of 1-20 rows of ``width`` numbers."""
+    return st.lists(st.lists(values, min_size=width, max_size=width), min_size=1, max_size=20)
+
+
+def encode(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+def prediction(indices: list[int], proba: list[list[float]] | None = None) -> Prediction:
+    return Prediction(indices, None if proba is None else np.array(proba), CLASSES)
+
+
+@seed(20261201)
+@settings(max_examples=100, deadline=None)
+@given(rows=rows_of(4), want_proba=st.booleans())
+def test_seed_instances_round_trip(rows: list[list[Any]], want_proba: bool) -> None:
+    """Any batch comes out as the same rows; the flag as sent."""
+    call = SeedProtocol().parse(
+        encode({"instances": rows, "probabilities": want_proba}), NO_HEADERS
+    )
+    assert call.rows == rows
+    assert call.probabilities is want_proba
+    assert call.context is False
+
+
+@seed(20261201)
+@settings(max_examples=100, deadline=None)
+@given(width=st.integers(1, 30), data=st.data())
+def test_v2_flat_and_nested_give_the_same_rows(width: int, data: st.DataObject) -> None:
+    """Row-major flat data and one list per row parse to the same rows, for any width."""
+    rows = data.draw(rows_of(width))
+    protocol = OpenInferenceProtocol("m", width)
+    shape = [len(rows), width]
+    flat = [value for row in rows for value in row]
+    for payload in (flat, rows):
+        body = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": payload}]}
+        call = protocol.parse(encode(body), NO_HEADERS)
+        assert call.rows == rows
+        assert not call.probabilities
+
+
+@seed(20261201)
+@settings(max_examples=50, deadline=None)
+@given(n_rows=st.integers(1, 10), width=st.integers(1, 8), data=st.data())
+def test_v2_refuses_data_that_disagrees_with_shape(
+    n_rows: int, width: int, data: st.DataObject
+) -> None:
+    """A flat data length other than n * width is a 400 that names both."""
+    length = data.draw(st.integers(1, 90).filter(lambda k: k != n_rows * width))
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [n_rows, width], "datatype": "FP32", "data": [1.0] * length}
+        ]
+    }
+    with pytest.raises(ApiError) as error:
+        OpenInferenceProtocol("m", width).parse(encode(body), NO_HEADERS)
+    assert error.value.status == 400
+    assert f"has {length} values" in error.value.message
+
+
+def test_seed_single_row_renders_prediction_and_label() -> None:
+    """One ``features`` row: a class index, its label, labelled probabilities."""
+    protocol = SeedProtocol()
+    call = protocol.parse(b'{"features": [1, 2, 3, 4], "probabilities": true}', NO_HEADERS)
+    assert call.rows == [[1, 2, 3, 4]]
+    answer = protocol.render(call, prediction([2], [[0.1, 0.2, 0.7]]))
+    assert answer.status == 200
+    assert ("Content-Type", "application/json") in answer.headers
+    assert json.loads(answer.body) == {
+        "prediction": 2,
+        "label": "c",
+        "probabilities": {"a": 0.1, "b": 0.2, "c": 0.7},
+    }
+
+
+def test_seed_batch_renders_lists() -> None:
+    """A batch: parallel predictions and labels."""
+    protocol = SeedProtocol()
+    call = protocol.parse(b'{"instances": [[1], [2]]}', NO_HEADERS)
+    answer = protocol.render(call, prediction([1, 0]))
+    assert json.loads(answer.body) == {"predictions": [1, 0], "labels": ["b", "a"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"features": [1], "x": 1}', "unknown field(s): 'x'"),
+        (b"{}", "send exactly one of 'features'"),
+        (b'{"features": [1], "instances": [[1]]}', "send exactly one of 'features'"),
+        (b'{"features": 1}', "'features' must be an array of numbers, got number"),
+        (b'{"instances": [1]}', "'instances' must be an array of rows"),
+        (b'{"features": [1], "probabilities": 1}', "'probabilities' must be true or false"),
+        (b"[]", "request body must be a JSON object, got array"),
+    ],
+)
+def test_seed_rule_violations(body: bytes, message: str) -> None:
+    """Each rule of the seed protocol is a 400 that says which."""
+    with pytest.raises(ApiError) as error:
+        SeedProtocol().parse(body, NO_HEADERS)
+    assert error.value.status == 400
+    assert message in error.value.message
+
+
+def test_parse_is_strict_json() -> None:
+    """Duplicate keys and NaN never reach a protocol's rules."""
+    for protocol in (SeedProtocol(), KServeV1Protocol("m"), OpenInferenceProtocol("m", 4)):
+        with pytest.raises(InvalidJSONError):
+            protocol.parse(b'{"instances": [[NaN]]}', NO_HEADERS)
+        with pytest.raises(InvalidJSONError):
+            protocol.parse(b'{"instances": 1, "instances": 2}', NO_HEADERS)
+
+
+def test_kserve_v1() -> None:
+    """``instances`` only; class indices back; the route carries the model name."""
+    protocol = KServeV1Protocol("wine")
+    assert protocol.route == "/v1/models/wine:predict"
+    call = protocol.parse(b'{"instances": [[1, 2]]}', NO_HEADERS)
+    assert call.rows == [[1, 2]]
+    assert json.loads(protocol.render(call, prediction([2])).body) == {"predictions": [2]}
+    with pytest.raises(ApiError, match="unknown field"):
+        protocol.parse(b'{"instances": [[1]], "probabilities": true}', NO_HEADERS)
+
+
+def test_v2_outputs_in_the_order_asked_with_id() -> None:
+    """Requested outputs come back in order; probabilities flattened row-major; id echoed."""
+    protocol = OpenInferenceProtocol("m", 2)
+    body = {
+        "id": "7",
+        "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}],
+        "outputs": [{"name": "predict_proba"}, {"name": "predict"}],
+    }
+    call = protocol.parse(encode(body), NO_HEADERS)
+    assert call.probabilities
+    answer = json.loads(
+        protocol.render(call, prediction([0, 2], [[0.5, 0.5, 0.0], [0.0, 0.1, 0.9]])).body
+    )
+    assert answer == {
+        "model_name": "m",
+        "id": "7",
+        "outputs": [
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [2, 3],
+                "data": [0.5, 0.5, 0.0, 0.0, 0.1, 0.9],
+            },
+            {"name": "predict", "datatype": "INT64", "shape": [2], "data": [0, 2]},
+        ],
+    }
+
+
+def test_v2_binary_data_is_refused_clearly() -> None:
+    """The binary tensor extension is not there yet: a 400 that says to send JSON."""
+    body = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [1, 1],
+                "datatype": "FP32",
+                "data": [1],
+                "parameters": {"binary_data": True},
+            }
+        ]
+    }
+    with pytest.raises(ApiError, match="binary tensor data is not supported"):
+        OpenInferenceProtocol("m", 1).parse(encode(body), NO_HEADERS)
+
+
+def test_environ_headers() -> None:
+    """Headers are read from the environ by their HTTP names, case-insensitively."""
+    headers = EnvironHeaders(
+        {"CONTENT_TYPE": "application/json", "HTTP_INFERENCE_HEADER_CONTENT_LENGTH": "12"}
+    )
+    assert headers.get("Content-Type") == "application/json"
+    assert headers.get("inference-header-content-length") == "12"
+    assert headers.get("Authorization") is None

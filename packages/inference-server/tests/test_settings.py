@@ -1,0 +1,142 @@
+"""The settings model: defaults, environment, overrides, checks, and the README table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from inference_server.settings import (
+    SETTINGS_KEY,
+    ConfigError,
+    Settings,
+    bearer_tokens,
+    load_settings,
+    markdown_table,
+    specs,
+    tokens,
+)
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def settings_of(**overrides: Any) -> Settings:
+    return load_settings({}, overrides)
+
+
+def test_defaults() -> None:
+    """1 MiB bodies, 10,000 rows, no auth, trained model named iris, logging on."""
+    settings = settings_of()
+    assert settings == Settings()
+    assert settings.max_content_length == 1024 * 1024
+    assert settings.max_rows == 10_000
+    assert settings.auth_tokens == ()
+    assert not settings.auth_enabled
+    assert settings.model_dir is None
+    assert settings.model_name == "iris"
+    assert settings.log_requests
+    assert (settings.bind, settings.workers, settings.worker_class) == ("0.0.0.0:5000", 2, "gevent")
+
+
+def test_environment_then_overrides() -> None:
+    """Variables are read by name; an override (key without INFERENCE_) wins over them."""
+    environ = {"INFERENCE_MAX_ROWS": "7", "WEB_CONCURRENCY": "3", "INFERENCE_MODEL_NAME": "wine"}
+    settings = load_settings(environ, {"MAX_ROWS": 9})
+    assert (settings.max_rows, settings.workers, settings.model_name) == (9, 3, "wine")
+    assert load_settings(environ).max_rows == 7
+
+
+def test_environment_is_read_at_start(
+    monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., Flask]
+) -> None:
+    """create_app reads the environment once; the model gets the row limit."""
+    monkeypatch.setenv("INFERENCE_MAX_ROWS", "7")
+    monkeypatch.setenv("INFERENCE_MAX_CONTENT_LENGTH", "2048")
+    app = make_app()
+    assert app.extensions[SETTINGS_KEY].max_rows == 7
+    assert app.extensions["iris_model"].max_rows == 7
+    assert app.extensions[SETTINGS_KEY].max_content_length == 2048
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MAX_ROWS": 0}, "INFERENCE_MAX_ROWS must be a positive integer"),
+        ({"MAX_ROWS": "many"}, "INFERENCE_MAX_ROWS must be an integer"),
+        ({"MAX_CONTENT_LENGTH": True}, "INFERENCE_MAX_CONTENT_LENGTH must be a positive integer"),
+        ({"TRAIN_SEED": "x"}, "INFERENCE_TRAIN_SEED must be an integer"),
+        ({"LOG_REQUESTS": "maybe"}, "INFERENCE_LOG_REQUESTS must be true or false"),
+        ({"MODEL_NAME": "a/b"}, "INFERENCE_MODEL_NAME must be 1-63 letters"),
+        ({"MODEL_NAME": ""}, "INFERENCE_MODEL_NAME must be"),
+        ({"WORKER_CLASS": "eventlet"}, "INFERENCE_WORKER_CLASS must be one of gevent"),
+        ({"WEB_CONCURRENCY": "-1"}, "WEB_CONCURRENCY must be a positive integer"),
+        ({"TIMEOUT": "-1"}, "INFERENCE_TIMEOUT must not be negative"),
+    ],
+)
+def test_invalid_values_stop_start_up(overrides: dict[str, Any], message: str) -> None:
+    """A wrong value is a ConfigError naming the variable and the value."""
+    with pytest.raises(ConfigError, match=message):
+        settings_of(**overrides)
+
+
+def test_string_values() -> None:
+    """Digit strings and boolean words are accepted (environment, config files)."""
+    settings = settings_of(MAX_ROWS=" 12 ", LOG_REQUESTS="off", MODEL_DIR="")
+    assert settings.max_rows == 12
+    assert not settings.log_requests
+    assert settings.model_dir is None
+    assert settings_of(LOG_REQUESTS="yes").log_requests
+
+
+def test_token_file_errors(tmp_path: Path) -> None:
+    """An unreadable or empty token file would silently disable auth: refuse it."""
+    empty = tmp_path / "tokens"
+    empty.write_text("\n \n")
+    with pytest.raises(ConfigError, match="holds no token"):
+        bearer_tokens(settings_of(AUTH_TOKENS_FILE=str(empty)))
+    with pytest.raises(ConfigError, match="cannot read INFERENCE_AUTH_TOKENS_FILE"):
+        bearer_tokens(settings_of(AUTH_TOKENS_FILE=str(tmp_path / "absent")))
+
+
+def test_tokens_merge_env_list_and_file(tmp_path: Path) -> None:
+    """Inline tokens (string or list) and file tokens are all accepted."""
+    token_file = tmp_path / "tokens"
+    token_file.write_text("c")
+    settings = settings_of(AUTH_TOKENS=["a", 1], AUTH_TOKENS_FILE=str(token_file))
+    assert bearer_tokens(settings) == (b"a", b"1", b"c")
+    assert settings.auth_enabled
+
+
+def test_parse_tokens() -> None:
+    """Commas and whitespace separate tokens."""
+    assert tokens(" a,b\nc  d,, ") == (b"a", b"b", b"c", b"d")
+
+
+def test_jitter_is_at_least_ten_percent() -> None:
+    """A smaller jitter is raised to 10 % of max_requests; a larger one is kept."""
+    assert settings_of(MAX_REQUESTS="500", MAX_REQUESTS_JITTER="5").jitter == 50
+    assert settings_of(MAX_REQUESTS_JITTER="80").jitter == 80
+
+
+def test_every_setting_has_a_variable_and_help() -> None:
+    """Each setting names one variable (no two share one) and says what it does."""
+    envs = [spec.env for _name, spec, _default in specs()]
+    assert len(envs) == len(set(envs))
+    for _name, spec, _default in specs():
+        assert spec.help
+        assert spec.scope in {"app", "gunicorn"}
+
+
+def test_readme_table_matches_the_model() -> None:
+    """The README's settings table is the one the model generates.
+
+    Regenerate it with ``python -m inference_server.settings``.
+    """
+    text = README.read_text(encoding="utf-8")
+    found = re.search(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", text, re.S)
+    assert found, "README.md lost its settings markers"
+    assert found.group(1) == markdown_table()

@@ -1,0 +1,40 @@
+"""The committed example notebook is executed and runs headless without an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).parents[1] / "examples" / "walkthrough.ipynb"
+
+
+def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_committed_notebook_is_executed_and_error_free() -> None:
+    """The committed copy shows its outputs (it was run), and none of them is an error."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    cells = _code_cells(notebook)
+    assert all(cell.execution_count for cell in cells), "commit the notebook executed"
+    outputs = [output for cell in cells for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any("image/png" in output.get("data", {}) for output in outputs), "plots missing"
+
+
+@pytest.mark.slow
+def test_notebook_executes_headless(tmp_path: Path) -> None:
+    """Every cell runs in a fresh kernel of this environment (Agg backend, no display)."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()  # raises CellExecutionError, naming the cell, on any error
+    outputs = [output for cell in _code_cells(notebook) for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
