@@ -57,8 +57,27 @@ ARG VERSION
 COPY packages/iris-model /build/src/iris-model
 RUN SETUPTOOLS_SCM_PRETEND_VERSION="${VERSION}" /opt/build/bin/python -m pip wheel \
         --no-build-isolation --no-deps --wheel-dir /build/dist /build/src/iris-model \
-    && python -m pip install --no-deps --no-index /build/dist/iris_model-*.whl \
-    && iris-model train --output /opt/model \
+    && python -m pip install --no-deps --no-index /build/dist/iris_model-*.whl
+
+# The model: MODEL_SOURCE=train (default) trains it here with MODEL_SEED; MODEL_SOURCE=context
+# bakes the saved model directory ./model/ of the build context instead (`iris-model train
+# --output model`). MODEL_VERSION names it in its manifest and the image's labels; it defaults
+# to the image's VERSION. `model*` matches nothing without ./model/, so the anchor file keeps
+# the COPY valid either way; .dockerignore admits only model/model.{joblib,json}.
+ARG MODEL_SOURCE=train
+ARG MODEL_SEED=42
+ARG MODEL_VERSION=${VERSION}
+COPY packages/iris-model/pyproject.toml model* /build/model/
+RUN case "$MODEL_SOURCE" in \
+      train) iris-model train --seed "$MODEL_SEED" --model-version "$MODEL_VERSION" \
+                 --output /opt/model ;; \
+      context) test -f /build/model/model.joblib \
+                 || { echo "MODEL_SOURCE=context: ./model/model.joblib is missing" >&2; exit 1; } \
+             && mkdir -p /opt/model \
+             && cp /build/model/model.joblib /build/model/model.json /opt/model/ \
+             && python -c 'import json, sys; found = json.load(open("/opt/model/model.json")).get("model_version"); sys.exit(None if found == sys.argv[1] else f"MODEL_VERSION={sys.argv[1]} but ./model is version {found}: pass --build-arg MODEL_VERSION={found}")' "$MODEL_VERSION" ;; \
+      *) echo "MODEL_SOURCE must be train or context, not $MODEL_SOURCE" >&2; exit 1 ;; \
+    esac \
     && iris-model verify /opt/model
 
 COPY packages/inference-server /build/src/inference-server
@@ -108,6 +127,15 @@ ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown
 ARG PYTHON_IMAGE
+# Which model the image serves (the same build arguments as the builder's). Its sha256 cannot
+# be a label: LABEL values are fixed before any RUN computes it. It is in
+# /opt/model/model.json (`iris-model info --json /opt/model`), which deploy tooling reads.
+ARG MODEL_SOURCE=train
+ARG MODEL_SEED=42
+ARG MODEL_VERSION=${VERSION}
+LABEL ml-model.model.version="${MODEL_VERSION}" \
+      ml-model.model.source="${MODEL_SOURCE}" \
+      ml-model.model.seed="${MODEL_SEED}"
 LABEL org.opencontainers.image.title="ml-model" \
       org.opencontainers.image.description="Iris LogisticRegression inference server (Flask/Gunicorn; seed, KServe V1, Open Inference Protocol V2)" \
       org.opencontainers.image.licenses="MIT" \

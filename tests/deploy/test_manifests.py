@@ -79,7 +79,7 @@ NAMESPACE = "ml-model"
 PORT = 5000
 UID = 10001
 # The only kinds the app needs; a new kind should be a deliberate change here.
-EXPECTED_KINDS = {
+BASE_KINDS = {
     ("Namespace", "ml-model"),
     ("ServiceAccount", "ml-model"),
     ("Deployment", "ml-model"),
@@ -87,6 +87,12 @@ EXPECTED_KINDS = {
     ("HorizontalPodAutoscaler", "ml-model"),
     ("PodDisruptionBudget", "ml-model"),
     ("NetworkPolicy", "ml-model"),
+}
+EXPECTED_KINDS = {
+    "local": BASE_KINDS,
+    "minikube": BASE_KINDS,
+    # The deliberate way in: an Ingress in front of a ClusterIP Service.
+    "production": BASE_KINDS | {("Ingress", "ml-model")},
 }
 SHUTDOWN_MARGIN_SECONDS = 5
 
@@ -151,9 +157,9 @@ def test_every_overlay_is_tested() -> None:
     assert present == set(OVERLAYS)
 
 
-def test_objects_and_names(objects: list[Manifest]) -> None:
+def test_objects_and_names(objects: list[Manifest], overlay: str) -> None:
     """The overlay renders exactly the app's objects, with the seed's names."""
-    assert {(obj["kind"], obj["metadata"]["name"]) for obj in objects} == EXPECTED_KINDS
+    assert {(obj["kind"], obj["metadata"]["name"]) for obj in objects} == EXPECTED_KINDS[overlay]
 
 
 def test_namespace_enforces_restricted(objects: list[Manifest]) -> None:
@@ -177,11 +183,11 @@ def test_service_exposes_port_5000(objects: list[Manifest]) -> None:
 
 
 def test_probes_are_distinct_checks(objects: list[Manifest]) -> None:
-    """Startup, readiness (/readyz) and liveness (/healthz) probes are all HTTP on 5000."""
+    """Readiness (/readyz) and liveness (/healthz) are HTTP on 5000; startup waits for /healthz."""
     ctr = container(objects)
     ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
     paths = {}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("readinessProbe", "livenessProbe"):
         get = ctr[probe]["httpGet"]
         assert ports.get(get["port"], get["port"]) == PORT, probe
         paths[probe] = get["path"]
@@ -194,8 +200,14 @@ def test_probes_are_distinct_checks(objects: list[Manifest]) -> None:
     assert liveness["periodSeconds"] * liveness["failureThreshold"] > (
         readiness["periodSeconds"] * readiness["failureThreshold"]
     )
+    # The startup probe waits for /healthz itself (no refused probe, no warning event,
+    # on a normal start) within one exec; the kubelet's timeout bounds it.
     startup = ctr["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+    script = startup["exec"]["command"][-1]
+    assert f"127.0.0.1:{PORT}/healthz" in script
+    deadline = int(re.search(r"monotonic\(\) \+ (\d+)", script).group(1))  # type: ignore[union-attr]
+    assert 30 <= deadline < startup["timeoutSeconds"], "the script must give up before the kubelet"
+    assert startup["failureThreshold"] == 1
 
 
 def test_shutdown_budget_fits_gunicorn(objects: list[Manifest]) -> None:
@@ -339,13 +351,32 @@ def test_labels_and_selectors_agree(objects: list[Manifest]) -> None:
     assert SELECTOR_LABELS.items() <= template_labels.items()
 
 
-def test_network_policy_admits_only_tcp_5000(objects: list[Manifest]) -> None:
-    """Ingress only on TCP 5000 (API, probes and metrics), no egress at all."""
+def test_network_policy_admits_only_the_api_port(objects: list[Manifest], overlay: str) -> None:
+    """Ingress only to the API port (production: only from the controller and monitoring).
+
+    No egress anywhere. Production admits nobody without a `from`; its `metrics` rule is
+    ready for a separate metrics port and admits only monitoring to it.
+    """
     policy = one(objects, "NetworkPolicy")["spec"]
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
     assert policy.get("egress", []) == []
-    (rule,) = policy["ingress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": PORT}]
+    ports = {p["name"]: p["containerPort"] for p in container(objects)["ports"]}
+    if overlay != "production":
+        (rule,) = policy["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": PORT}]
+        return
+    sources: dict[int | str, set[str]] = {}
+    for rule in policy["ingress"]:
+        assert rule.get("from"), f"a rule without `from` admits every pod: {rule}"
+        namespaces = set()
+        for peer in rule["from"]:
+            assert set(peer) == {"namespaceSelector"}, peer
+            namespaces.add(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+        for port in rule["ports"]:
+            assert port["protocol"] == "TCP"
+            sources.setdefault(ports.get(port["port"], port["port"]), set()).update(namespaces)
+    assert sources.pop(PORT) == {"ingress-nginx", "monitoring"}
+    assert sources == {"metrics": {"monitoring"}}, "only monitoring reaches a metrics port"
 
 
 def test_pdb_allows_one_voluntary_eviction(objects: list[Manifest]) -> None:
@@ -375,9 +406,9 @@ def test_image_is_pinned(objects: list[Manifest]) -> None:
 
 
 OVERLAY_SPECIFICS = {
-    "local": ("ClusterIP", "Never", r"ml-model:[\w.-]+", 2),
-    "minikube": ("NodePort", "Never", r"ml-model:[\w.-]+", 2),
-    "production": ("LoadBalancer", "Always", r"kiranrajsg/ml-model:[\w.-]+@sha256:[0-9a-f]{64}", 6),
+    "local": ("ClusterIP", "Never", r"ml-model:[\w.-]+", 3),
+    "minikube": ("NodePort", "Never", r"ml-model:[\w.-]+", 3),
+    "production": ("ClusterIP", "Always", r"kiranrajsg/ml-model:[\w.-]+@sha256:[0-9a-f]{64}", 6),
 }
 
 
@@ -406,3 +437,185 @@ def test_production_skips_no_checkov_check(render: Any) -> None:
                 check, _, reason = value.partition("=")
                 assert re.fullmatch(r"CKV2?_K8S_\d+", check)
                 assert len(reason.split()) >= 5, f"{check} needs a real justification"
+
+
+def test_two_replicas_wherever_a_pdb_protects_traffic(objects: list[Manifest]) -> None:
+    """The HPA keeps at least two pods, so deleting or draining one fails no request."""
+    one(objects, "PodDisruptionBudget")
+    assert one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
+
+
+AUTH_FILE = "/etc/ml-model/auth/tokens"
+AUTH_SECRET = "ml-model-auth"  # noqa: S105 (the Secret object's name)
+
+
+def auth_token_source(objects: list[Manifest]) -> str | None:
+    """The Secret the token file comes from, or None when authentication is off."""
+    ctr = container(objects)
+    assert env_value(ctr, "INFERENCE_AUTH_TOKENS") is None, "no token literal in a manifest"
+    token_file = env_value(ctr, "INFERENCE_AUTH_TOKENS_FILE")
+    if token_file is None:
+        return None
+    mounts = {m["mountPath"]: m for m in ctr["volumeMounts"]}
+    directory = token_file.rsplit("/", 1)[0]
+    assert "subPath" not in mounts[directory], "a subPath mount never sees a rotated Secret"
+    assert mounts[directory]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod_spec(objects)["volumes"]}
+    secret = volumes[mounts[directory]["name"]]["secret"]
+    assert secret.get("optional", False) is False, "a missing Secret must stop the pod"
+    assert secret["defaultMode"] & 0o007 == 0, "tokens must not be world-readable"
+    return str(secret["secretName"])
+
+
+def test_authentication_where_intended(objects: list[Manifest], overlay: str) -> None:
+    """Production reads tokens from the Secret ml-model-auth, which it never ships itself.
+
+    The Secret is created out of band: were it in the overlay, `kubectl apply -k` would
+    overwrite the real one. Without it, pods do not start (fail closed).
+    """
+    source = auth_token_source(objects)
+    if overlay == "production":
+        assert source == AUTH_SECRET
+        assert env_value(container(objects), "INFERENCE_AUTH_TOKENS_FILE") == AUTH_FILE
+    else:  # local clusters: open, for the tests and a first try
+        assert source is None
+    assert not [obj for obj in objects if obj["kind"] == "Secret"]
+
+
+PUBLIC_ROUTES = ("/predict", "/v1/models/iris:predict", "/v2/models/iris/infer", "/v2/models/iris")
+INTERNAL_ROUTES = ("/metrics", "/healthz", "/readyz", "/openapi.json", "/")
+
+
+def ingress_routes(ingress: Manifest, path: str) -> bool:
+    """Whether one of the Ingress's rules matches `path` (Exact or element-wise Prefix)."""
+    for rule in ingress["spec"]["rules"]:
+        for item in rule["http"]["paths"]:
+            match item["pathType"]:
+                case "Exact":
+                    found = path == item["path"]
+                case "Prefix":
+                    prefix = item["path"].rstrip("/").split("/")
+                    found = path.split("/")[: len(prefix)] == prefix
+                case other:
+                    pytest.fail(f"pathType {other} has implementation-specific matching")
+            if found:
+                return True
+    return False
+
+
+def test_production_ingress_publishes_only_the_api(render: Any) -> None:
+    """The Ingress (TLS) routes prediction and metadata routes, never metrics or probes."""
+    objects = render("production")
+    ingress = one(objects, "Ingress")
+    service = one(objects, "Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert ingress["spec"]["tls"], "TLS at the controller"
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
+        for item in rule["http"]["paths"]:
+            backend = item["backend"]["service"]
+            assert backend["name"] == service["metadata"]["name"]
+            assert backend["port"] == {"name": service["spec"]["ports"][0]["name"]}
+    for path in PUBLIC_ROUTES:
+        assert ingress_routes(ingress, path), path
+    for path in INTERNAL_ROUTES:
+        assert not ingress_routes(ingress, path), path
+
+
+# ------------------------------------------------------------------------- components
+COMPONENTS = ("auth", "model-volume", "four-workers", "local-image")
+# Components that add objects of other APIs (CRDs), checked by their own tests.
+TESTED_ELSEWHERE = {"prometheus-operator": "tests/deploy/test_monitoring.py"}
+
+
+@pytest.fixture(scope="session")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Return a function rendering overlays/local plus one component (what users compose)."""
+    cache: dict[str, list[Manifest]] = {}
+
+    def _compose(component: str) -> list[Manifest]:
+        if component not in cache:
+            directory = tmp_path_factory.mktemp(f"with-{component}")
+            (directory / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                "kind: Kustomization\n"
+                # kustomize refuses absolute paths
+                f"resources: [{os.path.relpath(K8S_DIR / 'overlays' / 'local', directory)}]\n"
+                f"components: [{os.path.relpath(K8S_DIR / 'components' / component, directory)}]\n",
+                encoding="utf-8",
+            )
+            rendered = subprocess.run(
+                [_kubectl(), "kustomize", str(directory)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            _validate_schema(rendered, directory)
+            cache[component] = [doc for doc in yaml.safe_load_all(rendered) if doc]
+        return cache[component]
+
+    return _compose
+
+
+def _validate_schema(rendered: str, directory: Path) -> None:
+    """kubernetes-validate --strict, as `nox -s manifests` does for the overlays."""
+    validate = shutil.which("kubernetes-validate")
+    if validate is None:
+        return  # `nox -s manifests` installs it; the structural tests below still run
+    path = directory / "rendered.yaml"
+    path.write_text(rendered, encoding="utf-8")
+    result = subprocess.run(
+        [validate, "--strict", "--quiet", "-k", "1.35.0", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_component_is_tested() -> None:
+    """Each directory under components/ is composed here or named as tested elsewhere."""
+    present = {path.name for path in (K8S_DIR / "components").iterdir() if path.is_dir()}
+    assert present == set(COMPONENTS) | set(TESTED_ELSEWHERE)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_components_keep_the_base_guarantees(compose: Any, component: str, tmp_path: Path) -> None:
+    """A component composed onto an overlay breaks none of the pod's invariants."""
+    objects = compose(component)
+    assert {(obj["kind"], obj["metadata"]["name"]) for obj in objects} == BASE_KINDS
+    test_pod_security_restricted(objects)
+    test_tmp_is_a_bounded_emptydir(objects)
+    test_requests_and_limits(objects)
+    test_shutdown_budget_fits_gunicorn(objects)
+    test_labels_and_selectors_agree(objects)
+    test_service_account_without_token(objects)
+
+
+def test_auth_component_reads_tokens_from_the_secret(compose: Any) -> None:
+    """components/auth: INFERENCE_AUTH_TOKENS_FILE in a read-only mount of ml-model-auth."""
+    objects = compose("auth")
+    assert auth_token_source(objects) == AUTH_SECRET
+
+
+def test_model_volume_component_serves_the_mounted_model(compose: Any) -> None:
+    """components/model-volume: INFERENCE_MODEL_DIR is a read-only ConfigMap mount."""
+    objects = compose("model-volume")
+    ctr = container(objects)
+    model_dir = env_value(ctr, "INFERENCE_MODEL_DIR")
+    assert model_dir is not None
+    assert model_dir != "/opt/model", "the image's own model is not a volume"
+    mount = {m["mountPath"]: m for m in ctr["volumeMounts"]}[model_dir]
+    assert mount["readOnly"] is True
+    volume = {v["name"]: v for v in pod_spec(objects)["volumes"]}[mount["name"]]
+    assert volume["configMap"]["name"] == "ml-model-model"
+
+
+def test_four_workers_component_sizes_cpu_and_memory_with_the_workers(compose: Any) -> None:
+    """components/four-workers: a core and ~60 MiB per worker fit within the limits."""
+    ctr = container(compose("four-workers"))
+    workers = int(env_value(ctr, "WEB_CONCURRENCY") or 0)
+    assert workers == 4
+    limits = ctr["resources"]["limits"]
+    assert cpu_millis(limits["cpu"]) >= workers * 1000
+    assert mem_bytes(limits["memory"]) >= (200 + 60 * (workers - 1) + 64) * 2**20

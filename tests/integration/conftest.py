@@ -1,8 +1,10 @@
 """Shared fixtures of the integration suites: a Docker daemon and the production image.
 
 `image_tag` (session scope) builds the root Dockerfile once per run with testcontainers'
-DockerImage and yields the tag (`ml-model:test`), or yields ML_MODEL_IMAGE unchanged when
-that names a prebuilt image. The build follows the environment that `nox -s container`
+DockerImage and yields the tag (`ml-model:pytest`, a tag no deploy path or document uses,
+so a stale test image is never deployed by mistake), or yields ML_MODEL_IMAGE unchanged when
+that names a prebuilt image. `build_image` builds variants (other MODEL_SEED, ...) the same
+way. The build follows the environment that `nox -s container`
 sets up: PYTHON_IMAGE (base image) and PIP_NO_INDEX=1 (air-gapped: wheels from
 ./wheelhouse, built with `--network none`); VERSION is the git-derived package version.
 
@@ -33,7 +35,7 @@ from testcontainers.core.image import DockerImage
 from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_TAG = "ml-model:test"
+IMAGE_TAG = "ml-model:pytest"
 IMAGE_ENV = "ML_MODEL_IMAGE"
 BUILD_ARG_ENVS = ("PYTHON_IMAGE", "PIP_NO_INDEX")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -125,27 +127,18 @@ def build_args() -> dict[str, str]:
     return args
 
 
-@pytest.fixture(scope="session")
-def image_tag(docker_client: docker.DockerClient) -> Iterator[str]:
-    """The production image's tag: ML_MODEL_IMAGE if set, else `ml-model:test` built now.
+def build_image(tag: str, extra_args: dict[str, str] | None = None) -> str:
+    """Build the root Dockerfile as `tag` (kept for the layer cache); fail the test on error.
 
-    The built image is kept (clean_up=False) so the next run reuses its layer cache.
+    `extra_args` are build arguments on top of `build_args()` (e.g. MODEL_SEED).
     """
-    prebuilt = os.environ.get(IMAGE_ENV)
-    if prebuilt:
-        try:
-            docker_client.images.get(prebuilt)
-        except docker.errors.ImageNotFound:
-            pytest.fail(f"{IMAGE_ENV}={prebuilt} is not an image of this Docker daemon")
-        yield prebuilt
-        return
-    args = build_args()
+    args = build_args() | (extra_args or {})
     offline = bool(args.get("PIP_NO_INDEX"))
     if offline and not any((ROOT / "wheelhouse").glob("*.whl")):
         pytest.fail("PIP_NO_INDEX is set but wheelhouse/ is empty: run `nox -s wheelhouse`")
     image = DockerImage(
         path=ROOT,
-        tag=IMAGE_TAG,
+        tag=tag,
         clean_up=False,
         docker_client_kw={"timeout": 900},
         buildargs=args,
@@ -160,8 +153,26 @@ def image_tag(docker_client: docker.DockerClient) -> Iterator[str]:
         pytest.fail(f"docker build failed: {exc.msg}\n{log[-6000:]}", pytrace=False)
     base = args.get("PYTHON_IMAGE", "the default base image")
     mode = f"air-gapped, {base}" if offline else f"{base}, packages from the index"
-    print(f"\nbuilt {IMAGE_TAG} ({mode}) in {time.monotonic() - started:.1f} s")
-    yield IMAGE_TAG
+    extra = f", {extra_args}" if extra_args else ""
+    print(f"\nbuilt {tag} ({mode}{extra}) in {time.monotonic() - started:.1f} s")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def image_tag(docker_client: docker.DockerClient) -> Iterator[str]:
+    """The production image's tag: ML_MODEL_IMAGE if set, else `ml-model:pytest` built now.
+
+    The built image is kept (clean_up=False) so the next run reuses its layer cache.
+    """
+    prebuilt = os.environ.get(IMAGE_ENV)
+    if prebuilt:
+        try:
+            docker_client.images.get(prebuilt)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"{IMAGE_ENV}={prebuilt} is not an image of this Docker daemon")
+        yield prebuilt
+        return
+    yield build_image(IMAGE_TAG)
 
 
 @pytest.fixture(scope="session")

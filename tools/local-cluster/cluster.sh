@@ -43,6 +43,9 @@ Commands:
                      PATH (puts kubectl 1.35 first: /usr/bin/kubectl 1.32 is outside the skew)
   load-image IMAGE.. import Docker images into the cluster's containerd (docker save | ctr import);
                      an argument that is a *.tar file is imported as a saved image archive
+  deploy IMAGE [OVERLAY]
+                     load-image IMAGE, then apply OVERLAY (default deploy/k8s/overlays/local) with
+                     that image, the model it serves on the pods and a change-cause (deploy.py)
   build              only build (or find cached) Kubernetes/etcd binaries
   smoke              deploy a busybox httpd Deployment+Service (image built from Debian's
                      busybox-static, imported locally) and fetch it via port-forward on 127.0.0.1
@@ -450,6 +453,14 @@ cmd_load_image() {
   done
 }
 
+cmd_deploy() {
+  (($# >= 1 && $# <= 2)) || die "usage: ${0##*/} deploy IMAGE [OVERLAY_DIR]"
+  all_alive || die "cluster is not up"
+  cmd_load_image "$1"
+  KUBECONFIG=$STATE/admin.conf python3 "$HERE/deploy.py" "$1" ${2:+--overlay "$2"} \
+    --kubectl "$(bindir)/kubectl" --apply
+}
+
 # A Deployment + Service from a locally built busybox image, reached through
 # `kubectl port-forward svc/...` on 127.0.0.1: the same path the e2e suite uses.
 cmd_smoke() {
@@ -517,6 +528,7 @@ main() {
     kubeconfig) echo "$STATE/admin.conf" ;;
     env) cmd_env ;;
     load-image) shift && cmd_load_image "$@" ;;
+    deploy) shift && cmd_deploy "$@" ;;
     build) "$HERE/build.sh" ;;
     smoke) cmd_smoke ;;
     -h | --help | help) usage ;;

@@ -83,7 +83,7 @@ def start_server(image_tag: str, network: Network) -> Iterator[ServerFactory]:
 
     Keyword arguments: env (extra environment), hardened (default True: read-only root,
     tmpfs /tmp, no capabilities), wait (a wait strategy, default: /readyz is 200),
-    command (arguments for the entrypoint).
+    command (arguments for the entrypoint), image (default: the suite's image).
     """
     started: list[DockerContainer] = []
 
@@ -93,8 +93,9 @@ def start_server(image_tag: str, network: Network) -> Iterator[ServerFactory]:
         hardened: bool = True,
         wait: WaitStrategy | None = None,
         command: list[str] | None = None,
+        image: str | None = None,
     ) -> Server:
-        container = DockerContainer(image_tag).with_network(network)
+        container = DockerContainer(image or image_tag).with_network(network)
         # Published on the loopback interface only: test traffic stays on this machine.
         container.ports[f"{PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         if hardened:

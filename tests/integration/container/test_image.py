@@ -93,6 +93,7 @@ def test_build_context_is_only_what_the_dockerfile_copies() -> None:
         "packages",
         "tools",
         "wheelhouse",
+        "model",  # MODEL_SOURCE=context
     }
     forbidden = ("/tests/", "/__pycache__/", "/.env", "/.git/", "/.venv/", "/.nox/", "/bench/")
     assert not [path for path in sources if any(part in f"/{path}/" for part in forbidden)]

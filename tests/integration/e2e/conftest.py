@@ -119,7 +119,7 @@ def load_image(cluster: Any) -> Callable[[str], bool]:
 def e2e_image(cluster: Any, image_tag: str) -> str:
     """The image to deploy: `image_tag` from tests/integration/conftest.py.
 
-    That is ML_MODEL_IMAGE when set, else `ml-model:test` built from the Dockerfile;
+    That is ML_MODEL_IMAGE when set, else `ml-model:pytest` built from the Dockerfile;
     `cluster` comes first so a missing cluster skips before any image build.
     """
     return image_tag
