@@ -20,6 +20,7 @@ import statistics
 import time
 import timeit
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -63,14 +64,16 @@ def main() -> None:
     data = load_iris().data.tolist()
     real = json.loads(json.dumps([data[(i * 37) % len(data)] for i in range(1000)]))
     ones = json.loads(json.dumps([[1.0, 0.0, 5.1, 1.0]] * 1000))
+    timing = (args.number, args.repeat)
     print(f"{'1,000 rows':<22}{'to_matrix µs':>14}{'np.array+0/1 µs':>18}{'unchecked µs':>14}")
     for name, rows in (("iris rows", real), ("every row has 0/1", ones)):
-        ours = _median_us(lambda r=rows: to_matrix(r, n_features=4, max_rows=10_000),
-                          args.number, args.repeat)  # fmt: skip
-        scan = _median_us(lambda r=rows: _numpy_inference(r), args.number, args.repeat)
-        floor = _median_us(lambda r=rows: np.array(r), args.number, args.repeat)
-        print(f"{name:<22}{ours:>14.1f}{scan:>18.1f}{floor:>14.1f}"
-              f"   (alternative / to_matrix: {scan / ours:.2f}x)")  # fmt: skip
+        ours = _median_us(partial(to_matrix, rows, n_features=4, max_rows=10_000), *timing)
+        other = _median_us(partial(_numpy_inference, rows), *timing)
+        floor = _median_us(partial(np.array, rows), *timing)
+        print(
+            f"{name:<22}{ours:>14.1f}{other:>18.1f}{floor:>14.1f}"
+            f"   (alternative / to_matrix: {other / ours:.2f}x)"
+        )
 
 
 if __name__ == "__main__":
