@@ -36,7 +36,9 @@ def encode(document: Any) -> bytes:
 
 
 def prediction(indices: list[int], proba: list[list[float]] | None = None) -> Prediction:
-    return Prediction(indices, None if proba is None else np.array(proba), CLASSES)
+    return Prediction(
+        np.array(indices, dtype=np.int64), None if proba is None else np.array(proba), CLASSES
+    )
 
 
 @seed(20261201)

@@ -104,7 +104,9 @@ def test_parse_returns_the_sent_matrix(datatype: str, rows: np.ndarray) -> None:
 def test_render_round_trips(indices: list[int], binary: tuple[bool, bool]) -> None:
     """Binary outputs decode to the model's values; JSON ones stay JSON in the same answer."""
     proba = np.random.default_rng(len(indices)).random((len(indices), 3))
-    prediction = Prediction(indices, proba, ("setosa", "versicolor", "virginica"))
+    prediction = Prediction(
+        np.array(indices, dtype=np.int64), proba, ("setosa", "versicolor", "virginica")
+    )
     context = InferContext("r1", ("predict", "predict_proba"), binary)
     answer = PROTOCOL.render(Call(None, True, context), prediction)
     headers = dict(answer.headers)

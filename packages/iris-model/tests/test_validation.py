@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import iris_model
-from iris_model import BatchTooLargeError, InvalidInputError, IrisModel
+from iris_model import BatchTooLargeError, InvalidInputError, IrisModel, validation
 
 GOOD = [5.1, 3.5, 1.4, 0.2]
 
@@ -136,3 +138,40 @@ def test_validation_keeps_values_exactly(trained_model: IrisModel) -> None:
         [0.1, 1e-300, 123456.789, -2.5],
         [1.0, 2.0, 3.0, 4.0],
     ]
+
+
+_CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-2e6, max_value=2e6),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, 0.0, 1.0, -0.0, True, False, None, "1", 1j, np.bool_(True)]),
+    st.sampled_from([np.float32(1.5), np.int64(1), np.float64(0.0)]),
+)
+_ROWS = st.lists(
+    st.one_of(
+        st.lists(_CELLS, min_size=3, max_size=5),
+        st.tuples(_CELLS, _CELLS, _CELLS, _CELLS),
+        _CELLS,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _outcome(convert: Any) -> Any:
+    try:
+        return convert().tolist()
+    except InvalidInputError as error:
+        return str(error)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ROWS)
+def test_bulk_conversion_agrees_with_the_value_by_value_walk(rows: list[Any]) -> None:
+    """The bulk path may decline a batch, never accept one the walk refuses or differ."""
+    batch = rows if isinstance(rows[0], list | tuple) else [rows]
+    walked = _outcome(lambda: validation._slow_convert(batch, 4))
+    assert _outcome(lambda: validation.to_matrix(rows, n_features=4, max_rows=100)) == walked
+    fast = validation._fast_convert(batch, 4)
+    if fast is not None:
+        assert fast.tolist() == walked

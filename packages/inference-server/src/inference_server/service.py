@@ -81,7 +81,7 @@ class PredictionService:
         call = protocol.parse(self.body_reader.read(environ), headers)
         prediction = Prediction.of(self.model, call.rows, probabilities=call.probabilities)
         answer = protocol.render(call, prediction)
-        self.metrics.observe_predictions(prediction.indices)
+        self.metrics.observe_predictions(prediction.index_array)
         return answer
 
     def __call__(

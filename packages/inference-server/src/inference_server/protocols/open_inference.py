@@ -316,7 +316,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         """The requested outputs in order, ``predict_proba`` flattened row-major."""
         if any(call.context.binary):
             return self._render_binary(call, prediction)
-        n_rows = len(prediction.indices)
+        n_rows = len(prediction.index_array)
         outputs: list[dict[str, Any]] = []
         for name in call.context.outputs:
             if name == "predict":
@@ -329,13 +329,12 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                     }
                 )
             else:
-                proba = prediction.probabilities
                 outputs.append(
                     {
                         "name": name,
                         "datatype": "FP64",
                         "shape": [n_rows, len(prediction.classes)],
-                        "data": [p for row in proba for p in row],
+                        "data": prediction.flat_probabilities,
                     }
                 )
         answer: dict[str, Any] = {"model_name": self.model_name, "outputs": outputs}
@@ -345,12 +344,12 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
 
     def _render_binary(self, call: Call[InferContext], prediction: Prediction) -> Answer:
         """The JSON header, then the raw bytes of each binary output in order."""
-        n_rows = len(prediction.indices)
+        n_rows = len(prediction.index_array)
         outputs: list[dict[str, Any]] = []
         chunks: list[bytes] = []
         for name, as_binary in zip(call.context.outputs, call.context.binary, strict=True):
             if name == "predict":
-                array = np.asarray(prediction.indices, dtype="<i8")
+                array = prediction.index_array.astype("<i8", copy=False)
                 output: dict[str, Any] = {"name": name, "datatype": "INT64", "shape": [n_rows]}
             else:
                 array = np.asarray(prediction.probability_matrix, dtype="<f8")
