@@ -135,11 +135,14 @@ def create_app(
         auth=BearerAuth(tokens) if tokens else None,
     )
     app.extensions[SERVICE_KEY] = service
+    v2 = OpenInferenceProtocol(settings.model_name, model.n_features, model.version)
     protocols: list[PredictionProtocol[Any]] = [
         SeedProtocol(),
         KServeV1Protocol(settings.model_name),
-        OpenInferenceProtocol(settings.model_name, model.n_features),
+        v2,
     ]
+    if model.version is not None:  # /v2/models/<name>/versions/<its version>/infer too
+        protocols.append(v2.versioned(model.version))
     app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app
