@@ -15,7 +15,7 @@ from inference_server.auth import BearerAuth, TokenFile
 from inference_server.errors import ApiError
 from inference_server.settings import file_tokens
 
-from .conftest import SETOSA
+from .conftest import SETOSA, SecretVolume
 
 
 class Clock:
@@ -25,34 +25,8 @@ class Clock:
         self.now = 100.0
 
     def __call__(self) -> float:
+        """The time the test set."""
         return self.now
-
-
-class SecretVolume:
-    """A directory laid out as the kubelet mounts a Secret: ``tokens -> ..data/tokens``.
-
-    An update writes a new timestamped directory and swaps the ``..data`` symlink to it with
-    one rename, so a reader sees the old file or the new one, never a half-written one.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.generation = 0
-
-    @property
-    def path(self) -> Path:
-        return self.root / "tokens"
-
-    def write(self, content: str) -> None:
-        self.generation += 1
-        data = self.root / f"..2026_12_01_{self.generation}"
-        data.mkdir()
-        (data / "tokens").write_text(content)
-        staged = self.root / "..data_tmp"
-        staged.symlink_to(data.name)
-        os.replace(staged, self.root / "..data")
-        if not self.path.is_symlink():
-            self.path.symlink_to("..data/tokens")
 
 
 def _watch(volume: SecretVolume, clock: Clock) -> TokenFile:
@@ -105,8 +79,10 @@ def test_stats_at_most_once_per_interval(tmp_path: Path, monkeypatch: pytest.Mon
 def test_a_file_without_tokens_fails_closed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, broken: str
 ) -> None:
-    """Empty, unreadable or gone: the old tokens stop passing (revocation works); inline
-    tokens still do; a good file later is picked up again."""
+    """Empty, unreadable or gone: the old tokens stop passing, inline ones still do.
+
+    Revocation by emptying the Secret works; a good file later is picked up again.
+    """
     volume = SecretVolume(tmp_path)
     volume.write("old-token\n")
     clock = Clock()
@@ -116,7 +92,7 @@ def test_a_file_without_tokens_fails_closed(
     if broken == "empty":
         volume.write("\n")
     elif broken == "unreadable":
-        volume.write("\xff")
+        volume.write("")
         (volume.root / "..data" / "tokens").write_bytes(b"\xff\xfe not utf-8")
     else:
         os.unlink(volume.path)
