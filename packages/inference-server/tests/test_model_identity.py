@@ -147,7 +147,9 @@ def _model_info(app: Flask) -> dict[str, str]:
     return dict(sample.labels)
 
 
-def test_model_info_labels_version_and_digest(versioned: Flask, client: FlaskClient) -> None:
+def test_model_info_labels_version_and_digest(
+    versioned: Flask, make_app: Callable[..., Flask]
+) -> None:
     """``model_info`` keeps its labels and adds the model version and directory digest."""
     model = versioned.extensions["iris_model"]
     labels = _model_info(versioned)
@@ -155,7 +157,7 @@ def test_model_info_labels_version_and_digest(versioned: Flask, client: FlaskCli
     assert labels["digest"] == model.digest
     assert labels["sha256"] == model.sha256
     assert {"sklearn_version", "iris_model_version", "server_version"} <= labels.keys()
-    trained = _model_info(client.application)
+    trained = _model_info(make_app())
     assert (trained["model_version"], trained["digest"]) == ("none", "unsaved")
 
 
