@@ -175,3 +175,26 @@ def test_binary_random_forest(make_app: Callable[..., Flask]) -> None:
     assert v2["outputs"][0]["shape"] == [2, 2]
     metadata = client.get("/v2/models/iris").get_json()
     assert metadata["inputs"][0]["shape"] == [-1, 30]
+
+
+def test_a_forest_trained_on_your_data_saves_loads_and_serves(
+    make_app: Callable[..., Flask], tmp_path: Any
+) -> None:
+    """The notebook path end to end: train(X, y, estimator=forest), save, serve the directory."""
+    data = load_wine()  # no pandas here: the server and its tests do without it
+    labels = np.array(WINE_CLASSES)[data.target]
+    result = iris_model.train(
+        data.data,
+        labels,
+        feature_names=data.feature_names,
+        estimator=RandomForestClassifier(n_estimators=20, random_state=0),
+    )
+    saved = iris_model.save(result.model, tmp_path / "wine", version="2.0.0")
+    client = make_app(MODEL_DIR=str(saved), MODEL_NAME="wine").test_client()
+    rows = data.data[[0, 60, 140]].tolist()
+    expected = result.model.predict_labels(rows)
+    seed = client.post("/predict", json={"instances": rows}).get_json()
+    assert seed["labels"] == list(expected)
+    v2 = client.post("/v2/models/wine/infer", json={"inputs": [_tensor(rows)]}).get_json()
+    assert v2["model_version"] == "2.0.0"
+    assert [result.model.classes[i] for i in v2["outputs"][0]["data"]] == list(expected)
