@@ -20,9 +20,20 @@ import numpy.typing as npt
 
 import iris_model
 from inference_server.errors import JSON_MIMETYPE, ApiError
-from inference_server.strictjson import dumps, json_type, loads
+from inference_server.strictjson import dumps, json_type, loads, without_strings
 
 C = TypeVar("C")
+
+#: Most JSON objects (``{``) and keys (``:``) outside strings that a request body may hold.
+#: The largest body any protocol makes use of has under a dozen objects and fifty keys (an Open
+#: Inference request with its parameters and both outputs); a body past these bounds is
+#: refused before it is decoded, because decoding many small objects is what costs a worker
+#: the most CPU per byte (each becomes a dict, and every key is checked for duplicates).
+MAX_OBJECTS = 100
+MAX_KEYS = 1000
+#: Most JSON strings (keys included) a request body may hold, for the same reason: removing
+#: strings to count what lies outside them costs the most when there are many.
+MAX_STRINGS = 2 * MAX_KEYS
 
 #: Headers of every JSON answer.
 JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", JSON_MIMETYPE),)
@@ -157,10 +168,42 @@ def json_object(body: bytes) -> dict[str, Any]:
         InvalidJSONError: Not strict JSON.
         ApiError: 400 for any other JSON value.
     """
+    check_structure(body)
     document = loads(body)
     if type(document) is not dict:
         raise ApiError(400, f"request body must be a JSON object, got {json_type(document)}")
     return document
+
+
+def check_structure(body: bytes) -> None:
+    """Refuse a body with more objects or keys than any protocol accepts, before decoding.
+
+    ``bytes.count`` runs in C at memory speed; braces and colons inside strings only
+    overcount, so strings are removed (a regular expression, also in C) only when a raw count
+    is over a bound. An invalid document refused here would have been refused (400) anyway.
+
+    Raises:
+        ApiError: 400 naming the bound that was passed.
+    """
+    if body.count(b"{") <= MAX_OBJECTS and body.count(b":") <= MAX_KEYS:
+        return
+    # Quotes, less those after a backslash: never more than the strings' real delimiters.
+    strings = (body.count(b'"') - body.count(b'\\"')) // 2
+    if strings > MAX_STRINGS:
+        raise ApiError(
+            400, f"request body has {strings} JSON strings; at most {MAX_STRINGS} are accepted"
+        )
+    structure = without_strings(body)
+    objects = structure.count(b"{")
+    if objects > MAX_OBJECTS:
+        raise ApiError(
+            400, f"request body has {objects} JSON objects; at most {MAX_OBJECTS} are accepted"
+        )
+    keys = structure.count(b":")
+    if keys > MAX_KEYS:
+        raise ApiError(
+            400, f"request body has {keys} JSON object keys; at most {MAX_KEYS} are accepted"
+        )
 
 
 def refuse_unknown(document: Mapping[str, Any], allowed: frozenset[str], where: str = "") -> None:
