@@ -7,8 +7,10 @@ counts; valid requests keep their answers. No timed asserts: CPU figures belong 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from inference_server.errors import ApiError
@@ -43,6 +45,36 @@ def test_worst_case_bodies_get_a_json_400(client: FlaskClient, route: str, name:
     message = response.get_json()["error"]
     assert "are accepted" in message
     assert len(message) < 200
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_many_small_arrays_get_413_like_a_batch_over_the_row_limit(
+    client: FlaskClient, route: str
+) -> None:
+    body = _many(b"[]", b'{"instances":[', b"]}")
+    response = client.post(route, data=body, content_type="application/json")
+    assert response.status_code == 413, response.get_data()[:200]
+    assert "JSON arrays" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_deep_nesting_keeps_its_400(client: FlaskClient, route: str) -> None:
+    depth = MIB // 2 - 16
+    response = client.post(route, data=b"[" * depth + b"]" * depth, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "request body is nested too deeply"
+
+
+def test_the_array_bound_follows_the_row_limit(make_app: Callable[..., Flask]) -> None:
+    client = make_app(MAX_ROWS=5).test_client()
+    rows = [[5.1, 3.5, 1.4, 0.2]] * 5
+    ok = client.post("/predict", json={"instances": rows})
+    assert ok.status_code == 200
+    over = client.post(
+        "/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]] * (5 + MAX_OBJECTS + 1)}
+    )
+    assert over.status_code == 413
+    assert "at most 5 rows" in over.get_json()["error"]
 
 
 def test_braces_colons_and_quotes_inside_strings_do_not_count(client: FlaskClient) -> None:

@@ -140,6 +140,8 @@ def create_app(
         KServeV1Protocol(settings.model_name),
         OpenInferenceProtocol(settings.model_name, model.n_features),
     ]
+    for protocol in protocols:
+        protocol.max_rows = model.max_rows
     app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

@@ -60,7 +60,7 @@ def without_strings(data: bytes) -> bytes:
     return _STRING.sub(b"", data)
 
 
-def _max_depth(data: bytes) -> int:
+def max_depth(data: bytes) -> int:
     """Nesting depth of a valid JSON document (strings removed, then brackets counted)."""
     brackets = np.frombuffer(without_strings(data).translate(None, _NOT_BRACKET), np.uint8)
     if not brackets.size:
@@ -91,7 +91,7 @@ def loads_if_proven(data: bytes) -> Any:
     if _LONG_DIGITS in data.translate(_DIGITS):
         return MISS
     braces = data.count(b"{")
-    if braces + data.count(b"[") > _MAX_FAST_DEPTH and _max_depth(data) > _MAX_FAST_DEPTH:
+    if braces + data.count(b"[") > _MAX_FAST_DEPTH and max_depth(data) > _MAX_FAST_DEPTH:
         return MISS
     objects = keys = 0
     stack = [value]
