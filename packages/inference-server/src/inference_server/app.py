@@ -125,7 +125,7 @@ def create_app(
     service = PredictionService(
         model,
         body_reader=BodyReader(
-            settings.max_content_length,
+            settings.body_limit(model.n_features),
             idle_timeout=settings.body_idle_timeout,
             total_timeout=settings.body_timeout,
             in_flight_limit=settings.body_bytes_in_flight,
