@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,10 +30,10 @@ def settings_of(**overrides: Any) -> Settings:
 
 
 def test_defaults() -> None:
-    """1 MiB bodies, 10,000 rows, no auth, trained model named iris, logging on."""
+    """A derived body limit, 10,000 rows, no auth, trained model named iris, logging on."""
     settings = settings_of()
     assert settings == Settings()
-    assert settings.max_content_length == 1024 * 1024
+    assert settings.max_content_length is None
     assert settings.max_rows == 10_000
     assert settings.auth_tokens == ()
     assert not settings.auth_enabled
@@ -151,3 +152,24 @@ def test_readme_table_matches_the_model() -> None:
     found = re.search(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", text, re.S)
     assert found, "README.md lost its settings markers"
     assert found.group(1) == markdown_table()
+
+
+def test_derived_body_limit_fits_the_longest_batch_the_row_limit_allows() -> None:
+    """The longest float64 texts, as json.dumps writes them, fit; a set limit wins."""
+    settings = settings_of(MAX_ROWS=100)
+    longest = [[-2.2250738585072014e-308] * 4] * 100
+    body = json.dumps({"instances": longest}).encode()
+    assert len(body) <= settings.body_limit(4)
+    assert settings.body_limit(4) < 2 * len(body)
+    assert settings.body_limit(8) > settings.body_limit(4)
+    assert settings_of(MAX_ROWS=200).body_limit(4) > settings.body_limit(4)
+    assert settings_of(MAX_CONTENT_LENGTH=2048).body_limit(4) == 2048
+
+
+def test_the_app_and_openapi_use_the_derived_limit(make_app: Callable[..., Flask]) -> None:
+    app = make_app(MAX_ROWS=10)
+    limit = app.extensions[SETTINGS_KEY].body_limit(4)
+    client = app.test_client()
+    assert str(limit) in client.get("/openapi.json").get_data(as_text=True)
+    over = client.post("/predict", data=b" " * (limit + 1), content_type="application/json")
+    assert over.status_code == 413

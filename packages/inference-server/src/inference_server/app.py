@@ -129,7 +129,7 @@ def create_app(
     service = PredictionService(
         model,
         body_reader=BodyReader(
-            settings.max_content_length,
+            settings.body_limit(model.n_features),
             idle_timeout=settings.body_idle_timeout,
             total_timeout=settings.body_timeout,
             in_flight_limit=settings.body_bytes_in_flight,
@@ -147,6 +147,8 @@ def create_app(
     ]
     if model.version is not None:  # /v2/models/<name>/versions/<its version>/infer too
         protocols.append(v2.versioned(model.version))
+    for protocol in protocols:
+        protocol.max_rows = model.max_rows
     app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

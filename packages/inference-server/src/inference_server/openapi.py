@@ -59,7 +59,7 @@ def template_values(model: iris_model.IrisModel, settings: Settings) -> dict[str
         "min_feature": -iris_model.MAX_ABS_FEATURE,
         "max_rows": settings.max_rows,
         "max_values": model.n_features * settings.max_rows,
-        "max_content_length": settings.max_content_length,
+        "max_content_length": settings.body_limit(model.n_features),
     }
 
 

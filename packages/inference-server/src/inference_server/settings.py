@@ -31,6 +31,11 @@ MIB = 1024 * 1024
 WORKER_CLASSES = ("gevent", "gthread", "sync")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+#: Body-limit formula (Settings.body_limit): bytes per value, per row, margin, envelope.
+VALUE_BYTES = len("-2.2250738585072014e-308, ")
+ROW_BYTES = len("[], ")
+BODY_MARGIN = 1.25
+ENVELOPE_BYTES = 4096
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -79,6 +84,11 @@ def model_digest(value: Any) -> str | None:
     if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
         raise ValueError("must be sha256: followed by 64 hex digits")
     return text
+
+
+def optional_positive_int(value: Any) -> int | None:
+    """An integer >= 1, or None when unset or empty."""
+    return None if value is None or value == "" else positive_int(value)
 
 
 def non_negative_int(value: Any) -> int:
@@ -202,11 +212,13 @@ class Settings:
         model_name,
         "the model's name in KServe V1 and Open Inference Protocol V2 paths",
     )
-    max_content_length: int = setting(
-        MIB,
+    max_content_length: int | None = setting(
+        None,
         "INFERENCE_MAX_CONTENT_LENGTH",
-        positive_int,
-        "largest request body in bytes (413 above; chunked bodies too)",
+        optional_positive_int,
+        "largest request body in bytes (413 above; chunked bodies too); unset: derived from"
+        " INFERENCE_MAX_ROWS and the model's feature count (see Limits)",
+        shown_default="derived",
     )
     body_idle_timeout: float = setting(
         5.0,
@@ -337,6 +349,20 @@ class Settings:
     def auth_enabled(self) -> bool:
         """Whether tokens are configured, inline or in a file (:func:`file_tokens` reads it)."""
         return bool(self.auth_tokens) or self.auth_tokens_file is not None
+
+    def body_limit(self, n_features: int) -> int:
+        """``max_content_length``, or when unset the largest legitimate body, with a margin.
+
+        The largest body a batch of ``max_rows`` rows of ``n_features`` values needs, each
+        value in its longest shortest-round-trip form (``-2.2250738585072014e-308``, 24 bytes)
+        followed by ``", "``, each row in ``[``, ``]`` and ``", "``; times
+        :data:`BODY_MARGIN` for other whitespace, plus :data:`ENVELOPE_BYTES` for the keys,
+        ``id``, shape and parameters around the rows.
+        """
+        if self.max_content_length is not None:
+            return self.max_content_length
+        row = VALUE_BYTES * n_features + ROW_BYTES
+        return math.ceil(BODY_MARGIN * self.max_rows * row) + ENVELOPE_BYTES
 
     @property
     def jitter(self) -> int:

@@ -55,9 +55,14 @@ _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_DIGITS = b"0" * 19
 
 
-def _max_depth(data: bytes) -> int:
+def without_strings(data: bytes) -> bytes:
+    """``data`` with every JSON string literal removed (exact for valid JSON)."""
+    return _STRING.sub(b"", data)
+
+
+def max_depth(data: bytes) -> int:
     """Nesting depth of a valid JSON document (strings removed, then brackets counted)."""
-    brackets = np.frombuffer(_STRING.sub(b"", data).translate(None, _NOT_BRACKET), np.uint8)
+    brackets = np.frombuffer(without_strings(data).translate(None, _NOT_BRACKET), np.uint8)
     if not brackets.size:
         return 0
     steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
@@ -86,7 +91,7 @@ def loads_if_proven(data: bytes) -> Any:
     if _LONG_DIGITS in data.translate(_DIGITS):
         return MISS
     braces = data.count(b"{")
-    if braces + data.count(b"[") > _MAX_FAST_DEPTH and _max_depth(data) > _MAX_FAST_DEPTH:
+    if braces + data.count(b"[") > _MAX_FAST_DEPTH and max_depth(data) > _MAX_FAST_DEPTH:
         return MISS
     objects = keys = 0
     stack = [value]

@@ -20,9 +20,24 @@ import numpy.typing as npt
 
 import iris_model
 from inference_server.errors import JSON_MIMETYPE, ApiError
-from inference_server.strictjson import dumps, json_type, loads
+from inference_server.strictjson import dumps, json_type, loads, max_depth, without_strings
 
 C = TypeVar("C")
+
+#: Most JSON objects (``{``) and keys (``:``) outside strings that a request body may hold.
+#: The largest body any protocol makes use of has under a dozen objects and fifty keys (an Open
+#: Inference request with its parameters and both outputs); a body past these bounds is
+#: refused before it is decoded, because decoding many small objects is what costs a worker
+#: the most CPU per byte (each becomes a dict, and every key is checked for duplicates).
+MAX_OBJECTS = 100
+MAX_KEYS = 1000
+#: Most JSON strings (keys included) a request body may hold, for the same reason: removing
+#: strings to count what lies outside them costs the most when there are many.
+MAX_STRINGS = 2 * MAX_KEYS
+
+#: Deeper bodies, when they also hold too many arrays, are refused as nested too deeply (400,
+#: as the decoder answers them) rather than as too many rows. No protocol nests deeper than 5.
+MAX_DEPTH = 64
 
 #: Headers of every JSON answer.
 JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", JSON_MIMETYPE),)
@@ -152,6 +167,8 @@ class PredictionProtocol(abc.ABC, Generic[C]):
 
     route: str
     media_types: frozenset[str] = frozenset({JSON_MIMETYPE})
+    #: The model's batch limit: bounds the arrays a body may hold (set by ``create_app``).
+    max_rows: int = iris_model.DEFAULT_MAX_ROWS
 
     @abc.abstractmethod
     def parse(self, body: bytes, headers: Headers) -> Call[C]:
@@ -167,17 +184,67 @@ class PredictionProtocol(abc.ABC, Generic[C]):
         """Turn the model's prediction for ``call`` into the protocol's answer."""
 
 
-def json_object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) -> dict[str, Any]:
     """Decode ``body`` strictly and require a JSON object.
 
     Raises:
         InvalidJSONError: Not strict JSON.
-        ApiError: 400 for any other JSON value.
+        ApiError: 400 for any other JSON value; see :func:`check_structure` (400 or 413).
     """
+    check_structure(body, max_rows)
     document = loads(body)
     if type(document) is not dict:
         raise ApiError(400, f"request body must be a JSON object, got {json_type(document)}")
     return document
+
+
+def check_structure(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) -> None:
+    """Refuse a body with more objects, keys, strings or arrays than any protocol accepts.
+
+    This runs before decoding: ``bytes.count`` runs in C at memory speed, while decoding
+    many small containers is what costs a worker the most CPU per byte (each becomes a dict
+    or list, every key is checked). Braces, brackets and colons inside strings only
+    overcount, so strings are removed (a regular expression, also in C) only when a raw count
+    is over a bound, and only when there are few enough of them to remove cheaply. An
+    invalid document refused here would have been refused (4xx) anyway.
+
+    Raises:
+        ApiError: 400 naming the bound that was passed, or for deep nesting; 413 for more
+            arrays than a batch of ``max_rows`` rows has (more rows than that, or invalid).
+    """
+    max_arrays = max_rows + MAX_OBJECTS
+    if (
+        body.count(b"{") <= MAX_OBJECTS
+        and body.count(b":") <= MAX_KEYS
+        and body.count(b"[") <= max_arrays
+    ):
+        return
+    # Quotes, less those after a backslash: never more than the strings' real delimiters.
+    strings = (body.count(b'"') - body.count(b'\\"')) // 2
+    if strings > MAX_STRINGS:
+        raise ApiError(
+            400, f"request body has {strings} JSON strings; at most {MAX_STRINGS} are accepted"
+        )
+    structure = without_strings(body)
+    objects = structure.count(b"{")
+    if objects > MAX_OBJECTS:
+        raise ApiError(
+            400, f"request body has {objects} JSON objects; at most {MAX_OBJECTS} are accepted"
+        )
+    keys = structure.count(b":")
+    if keys > MAX_KEYS:
+        raise ApiError(
+            400, f"request body has {keys} JSON object keys; at most {MAX_KEYS} are accepted"
+        )
+    arrays = structure.count(b"[")
+    if arrays > max_arrays:
+        if max_depth(structure) > MAX_DEPTH:
+            raise ApiError(400, "request body is nested too deeply")
+        raise ApiError(
+            413,
+            f"request body has {arrays} JSON arrays; a batch of at most {max_rows} rows"
+            f" needs at most {max_arrays}",
+        )
 
 
 def refuse_unknown(document: Mapping[str, Any], allowed: frozenset[str], where: str = "") -> None:

@@ -54,7 +54,7 @@ class KServeV1Protocol(PredictionProtocol[None]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[None]:
         """Only ``instances``."""
-        document = json_object(body)
+        document = json_object(body, self.max_rows)
         refuse_unknown(document, _KEYS)
         return Call(instances(document), False, None)
 

@@ -319,7 +319,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
     def parse(self, body: bytes, headers: Headers) -> Call[InferContext]:
         """One input tensor (JSON or binary); optional ``id``, ``outputs``, ``parameters``."""
         header, binary = split_body(body, headers)
-        document = _object(json_object(header), "request", _REQUEST_KEYS)
+        document = _object(json_object(header, self.max_rows), "request", _REQUEST_KEYS)
         request_id = document.get("id")
         if "id" in document and type(request_id) is not str:
             raise ApiError(400, f"id must be a string, got {json_type(request_id)}")

@@ -34,7 +34,7 @@ class SeedProtocol(PredictionProtocol[bool]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[bool]:
         """``features`` or ``instances``, and the optional ``probabilities`` flag."""
-        document = json_object(body)
+        document = json_object(body, self.max_rows)
         refuse_unknown(document, _KEYS)
         if ("features" in document) == ("instances" in document):
             raise ApiError(400, "send exactly one of 'features' (one row) or 'instances' (rows)")
