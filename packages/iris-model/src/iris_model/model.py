@@ -66,9 +66,8 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """
         self.estimator = estimator
         # Empty until known (an unfitted estimator): scikit-learn's clone() passes them back.
-        # Any sequence works, a NumPy array of names included (no truth test on it).
-        self.feature_names: tuple[str, ...] = tuple(map(str, _or_empty(feature_names)))
-        self.classes: tuple[str, ...] = tuple(map(str, _or_empty(classes)))
+        self.feature_names: tuple[str, ...] = _names(feature_names)
+        self.classes: tuple[str, ...] = _names(classes)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.max_rows = max_rows
         self.version = version
@@ -362,8 +361,16 @@ def golden_pairs(model: IrisModel, inputs: npt.ArrayLike) -> list[dict[str, Any]
     ]
 
 
-def _or_empty(names: Sequence[str] | None) -> Sequence[str]:
-    return () if names is None else names
+def _names(names: Sequence[str] | None) -> tuple[str, ...]:
+    """Names as a tuple of str; a NumPy array works too (no truth test on it).
+
+    A tuple of str comes back as the same object: scikit-learn's clone() checks that the
+    constructor keeps its parameters as given.
+    """
+    if names is None:
+        return ()
+    as_tuple = tuple(names)
+    return as_tuple if all(type(n) is str for n in as_tuple) else tuple(map(str, as_tuple))
 
 
 def _is_fitted(estimator: Any) -> bool:
