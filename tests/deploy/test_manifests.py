@@ -372,7 +372,7 @@ def test_image_is_pinned(objects: list[Manifest]) -> None:
 
 
 OVERLAY_SPECIFICS = {
-    "local": ("ClusterIP", "Never", r"ml-model:[\w.-]+", 2),
+    "local": ("NodePort", "Never", r"ml-model:[\w.-]+", 2),
     "minikube": ("NodePort", "Never", r"ml-model:[\w.-]+", 2),
     "production": ("LoadBalancer", "Always", r"kiranrajsg/ml-model:[\w.-]+@sha256:[0-9a-f]{64}", 6),
 }
