@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,32 @@ def client(app: Flask) -> Iterator[FlaskClient]:
     """A test client of ``app``."""
     with app.test_client() as test_client:
         yield test_client
+
+
+class SecretVolume:
+    """A directory laid out as the kubelet mounts a Secret: ``tokens -> ..data/tokens``.
+
+    An update writes a new timestamped directory and swaps the ``..data`` symlink to it with
+    one rename, so a reader sees the old file or the new one, never a half-written one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.generation = 0
+
+    @property
+    def path(self) -> Path:
+        """What INFERENCE_AUTH_TOKENS_FILE names: the key's symlink."""
+        return self.root / "tokens"
+
+    def write(self, content: str) -> None:
+        """Publish ``content`` as the kubelet does: a new directory, one symlink swap."""
+        self.generation += 1
+        data = self.root / f"..2026_12_01_{self.generation}"
+        data.mkdir()
+        (data / "tokens").write_text(content)
+        staged = self.root / "..data_tmp"
+        staged.symlink_to(data.name)
+        os.replace(staged, self.root / "..data")
+        if not self.path.is_symlink():
+            self.path.symlink_to("..data/tokens")

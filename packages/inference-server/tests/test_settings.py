@@ -14,7 +14,7 @@ from inference_server.settings import (
     SETTINGS_KEY,
     ConfigError,
     Settings,
-    bearer_tokens,
+    file_tokens,
     load_settings,
     markdown_table,
     specs,
@@ -102,9 +102,13 @@ def test_token_file_errors(tmp_path: Path) -> None:
     empty = tmp_path / "tokens"
     empty.write_text("\n \n")
     with pytest.raises(ConfigError, match="holds no token"):
-        bearer_tokens(settings_of(AUTH_TOKENS_FILE=str(empty)))
+        file_tokens(empty)
     with pytest.raises(ConfigError, match="cannot read INFERENCE_AUTH_TOKENS_FILE"):
-        bearer_tokens(settings_of(AUTH_TOKENS_FILE=str(tmp_path / "absent")))
+        file_tokens(tmp_path / "absent")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="cannot read INFERENCE_AUTH_TOKENS_FILE"):
+        file_tokens(binary)
 
 
 def test_tokens_merge_env_list_and_file(tmp_path: Path) -> None:
@@ -112,7 +116,9 @@ def test_tokens_merge_env_list_and_file(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
     token_file.write_text("c")
     settings = settings_of(AUTH_TOKENS=["a", 1], AUTH_TOKENS_FILE=str(token_file))
-    assert bearer_tokens(settings) == (b"a", b"1", b"c")
+    assert settings.auth_tokens == (b"a", b"1")
+    assert settings.auth_tokens_file is not None
+    assert file_tokens(settings.auth_tokens_file) == (b"c",)
     assert settings.auth_enabled
 
 

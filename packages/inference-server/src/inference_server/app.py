@@ -6,12 +6,13 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from flask import Flask
 
 import iris_model
-from inference_server.auth import BearerAuth
+from inference_server.auth import BearerAuth, TokenFile
 from inference_server.bodies import BodyReader
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.logs import AccessLog
@@ -25,7 +26,7 @@ from inference_server.protocols import (
 )
 from inference_server.routes import InferenceFlask, blueprint, init_flask
 from inference_server.service import PredictionRoutes, PredictionService
-from inference_server.settings import SETTINGS_KEY, Settings, bearer_tokens, load_settings
+from inference_server.settings import SETTINGS_KEY, Settings, file_tokens, load_settings
 from inference_server.strictjson import dumps
 
 logger = logging.getLogger("inference_server")
@@ -96,7 +97,10 @@ def create_app(
         iris_model.ModelLoadError: The configured model cannot be served.
     """
     settings = load_settings(os.environ, config)
-    tokens = bearer_tokens(settings)
+    path = settings.auth_tokens_file
+    # Watched from here on: a rotated Secret takes effect without a restart (see auth).
+    token_file = TokenFile.watch(path, partial(file_tokens, path)) if path is not None else None
+    tokens = settings.auth_tokens + (token_file.tokens if token_file is not None else ())
     # Never the tokens themselves: how many, so an empty Secret is visible in the log.
     if tokens:
         logger.info("auth on: prediction routes need one of %d bearer token(s)", len(tokens))
@@ -132,14 +136,17 @@ def create_app(
         ),
         metrics=metrics,
         access_log=access_log,
-        auth=BearerAuth(tokens) if tokens else None,
+        auth=BearerAuth(settings.auth_tokens, token_file) if tokens else None,
     )
     app.extensions[SERVICE_KEY] = service
+    v2 = OpenInferenceProtocol(settings.model_name, model.n_features, model.version)
     protocols: list[PredictionProtocol[Any]] = [
         SeedProtocol(),
         KServeV1Protocol(settings.model_name),
-        OpenInferenceProtocol(settings.model_name, model.n_features),
+        v2,
     ]
+    if model.version is not None:  # /v2/models/<name>/versions/<its version>/infer too
+        protocols.append(v2.versioned(model.version))
     app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

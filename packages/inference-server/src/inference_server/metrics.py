@@ -72,8 +72,16 @@ class Metrics:
         )
         self.model_info = Gauge(
             "inference_model_info",
-            "The served model (value 1): artifact sha256 and library versions.",
-            ["sha256", "sklearn_version", "iris_model_version", "server_version"],
+            "The served model (value 1): artifact sha256, model version, directory digest and"
+            " library versions.",
+            [
+                "sha256",
+                "sklearn_version",
+                "iris_model_version",
+                "server_version",
+                "model_version",
+                "digest",
+            ],
             multiprocess_mode="max",
             registry=registry,
         )
@@ -82,6 +90,9 @@ class Metrics:
             sklearn_version=_package_version("scikit-learn"),
             iris_model_version=_package_version("iris-model"),
             server_version=_package_version("inference-server"),
+            # Fixed at start-up by the model (one series per process): bounded.
+            model_version=model.version or "none",
+            digest=model.digest or "unsaved",
         ).set(1)
         self._class_counters = [self.predictions.labels(class_name=name) for name in model.classes]
         if multiprocess_dir:

@@ -26,6 +26,7 @@ PREDICTION_OPERATIONS = (
     "/predict",
     "/v1/models/${model_name}:predict",
     "/v2/models/${model_name}/infer",
+    "/v2/models/${model_name}/versions/{version}/infer",
 )
 
 

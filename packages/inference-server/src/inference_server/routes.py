@@ -24,6 +24,7 @@ from inference_server.errors import (
     JSON_MIMETYPE,
     ApiError,
     api_error_for,
+    bounded,
     error_bytes,
 )
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
@@ -58,6 +59,15 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     v2_model = open_inference.model_path(model_name)
     metadata = dumps(open_inference.model_metadata(model_name, model))
     model_ready = kserve_v1.model_ready(model_name)
+    v1_metadata = kserve_v1.model_metadata(model_name, model)
+    versioned = open_inference.model_path(model_name, "<version>")
+
+    def served_version(version: str) -> None:
+        """Raise 404 unless ``version`` is the served model's (the only one this server has)."""
+        if version != model.version:
+            served = f"it serves {model.version}" if model.version else "it has no versions"
+            raise ApiError(404, bounded(f"model {model_name} has no version {version!r}; {served}"))
+
     server = dumps(open_inference.server_metadata(inference_server.__version__))
 
     @routes.get("/")
@@ -82,8 +92,8 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
 
     @routes.get(v1_model)
     def v1_model_ready() -> Response:
-        """200 with ``ready: true`` when the model serves, else 503."""
-        return _when_ready(model_ready, f"Model with name {model_name} is not ready.")
+        """200 ``ready: true`` with the model's version and digest when it serves, else 503."""
+        return _when_ready(v1_metadata, f"Model with name {model_name} is not ready.")
 
     @routes.get("/v2")
     def v2_server() -> Response:
@@ -109,6 +119,24 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
     def v2_model_ready() -> Response:
         """Model readiness: 200 ``{"name", "ready": true}`` or 503."""
         return _when_ready(model_ready, f"model {model_name} is not ready")
+
+    @routes.get(versioned)
+    def v2_version_metadata(version: str) -> Response:
+        """The served version's metadata (the model's); 404 for any other version."""
+        served_version(version)
+        return Response(metadata, mimetype=JSON_MIMETYPE)
+
+    @routes.get(f"{versioned}/ready")
+    def v2_version_ready(version: str) -> Response:
+        """The served version's readiness; 404 for any other version."""
+        served_version(version)
+        return _when_ready(model_ready, f"model {model_name} is not ready")
+
+    @routes.post(f"{versioned}/infer")
+    def v2_version_infer(version: str) -> Response:
+        """404: other versions only get here (the prediction core answers the served one)."""
+        served_version(version)
+        raise ApiError(404, f"model {model_name} is not served here")  # pragma: no cover
 
     @routes.get("/metrics")
     def metrics_exposition() -> Response:

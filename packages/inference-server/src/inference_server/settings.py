@@ -335,7 +335,7 @@ class Settings:
 
     @property
     def auth_enabled(self) -> bool:
-        """Whether tokens are configured inline (see :func:`bearer_tokens` for the file)."""
+        """Whether tokens are configured, inline or in a file (:func:`file_tokens` reads it)."""
         return bool(self.auth_tokens) or self.auth_tokens_file is not None
 
     @property
@@ -387,23 +387,19 @@ def load_settings(
     return Settings(**values)
 
 
-def bearer_tokens(settings: Settings) -> tuple[bytes, ...]:
-    """The inline tokens plus those of the token file.
+def file_tokens(path: Path) -> tuple[bytes, ...]:
+    """The tokens of the file ``path`` at start-up.
 
     Raises:
         ConfigError: The file cannot be read or holds no token (auth would be off silently).
     """
-    found = settings.auth_tokens
-    path = settings.auth_tokens_file
-    if path is None:
-        return found
     try:
-        from_file = tokens(path.read_text(encoding="utf-8"))
-    except OSError as error:
+        found = tokens(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read INFERENCE_AUTH_TOKENS_FILE {path}: {error}") from error
-    if not from_file:
+    if not found:
         raise ConfigError(f"INFERENCE_AUTH_TOKENS_FILE {path} holds no token")
-    return found + from_file
+    return found
 
 
 def shown_default(spec: Spec, default: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import iris_model
 from inference_server.protocols.base import (
     Answer,
     Call,
@@ -27,6 +28,21 @@ def predict_route(model_name: str) -> str:
 def model_ready(model_name: str) -> dict[str, Any]:
     """The V1 (and V2) model readiness document."""
     return {"name": model_name, "ready": True}
+
+
+def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, Any]:
+    """``GET /v1/models/<name>``: readiness, plus the model's version and directory digest.
+
+    KServe's V1 answer is ``{"name", "ready"}``; ``model_version`` and ``digest`` are added
+    when the model has them (a model trained at start-up has neither), so a client can tell
+    which model a replica serves.
+    """
+    document = model_ready(model_name)
+    if model.version is not None:
+        document["model_version"] = model.version
+    if model.digest is not None:
+        document["digest"] = model.digest
+    return document
 
 
 class KServeV1Protocol(PredictionProtocol[None]):

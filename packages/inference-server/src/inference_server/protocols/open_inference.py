@@ -56,9 +56,14 @@ _BINARY_INPUTS: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.
 _MAX_LENGTH_DIGITS = 18
 
 
-def model_path(model_name: str) -> str:
-    """The V2 path of ``model_name`` (metadata; ``/ready`` and ``/infer`` below it)."""
-    return f"/v2/models/{model_name}"
+def model_path(model_name: str, version: str | None = None) -> str:
+    """The V2 path of ``model_name`` (metadata; ``/ready`` and ``/infer`` below it).
+
+    With ``version``: the path of that version of the model (``.../versions/<version>``).
+    """
+    if version is None:
+        return f"/v2/models/{model_name}"
+    return f"/v2/models/{model_name}/versions/{version}"
 
 
 def server_metadata(version: str) -> dict[str, Any]:
@@ -67,10 +72,12 @@ def server_metadata(version: str) -> dict[str, Any]:
 
 
 def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, Any]:
-    """``GET /v2/models/<name>``: the model's real tensor schema."""
+    """``GET /v2/models/<name>``: the model's real tensor schema, and its version if it has one."""
     classes = list(model.classes)
-    return {
-        "name": model_name,
+    document: dict[str, Any] = {"name": model_name}
+    if model.version is not None:
+        document["versions"] = [model.version]
+    return document | {
         "platform": "sklearn",
         "inputs": [
             {
@@ -285,11 +292,29 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
 
     media_types = frozenset({JSON_MIMETYPE, BINARY_MIMETYPE})
 
-    def __init__(self, model_name: str, n_features: int) -> None:
-        """Answer on the infer path of ``model_name``, for rows of ``n_features`` values."""
+    def __init__(
+        self, model_name: str, n_features: int, model_version: str | None = None, *, route: str = ""
+    ) -> None:
+        """Answer on the infer path of ``model_name``, for rows of ``n_features`` values.
+
+        ``model_version`` (the served model's, when it has one) goes into every answer, as
+        the protocol asks; ``route`` defaults to the unversioned infer path.
+        """
         self.model_name = model_name
         self.n_features = n_features
-        self.route = f"{model_path(model_name)}/infer"
+        self.route = route or f"{model_path(model_name)}/infer"
+        self._identity: dict[str, Any] = {"model_name": model_name}
+        if model_version is not None:
+            self._identity["model_version"] = model_version
+
+    def versioned(self, model_version: str) -> OpenInferenceProtocol:
+        """The same protocol on the infer path of ``model_version`` of the model."""
+        return OpenInferenceProtocol(
+            self.model_name,
+            self.n_features,
+            model_version,
+            route=f"{model_path(self.model_name, model_version)}/infer",
+        )
 
     def parse(self, body: bytes, headers: Headers) -> Call[InferContext]:
         """One input tensor (JSON or binary); optional ``id``, ``outputs``, ``parameters``."""
@@ -338,7 +363,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                         "data": [p for row in proba for p in row],
                     }
                 )
-        answer: dict[str, Any] = {"model_name": self.model_name, "outputs": outputs}
+        answer: dict[str, Any] = {**self._identity, "outputs": outputs}
         if call.context.request_id is not None:
             answer["id"] = call.context.request_id
         return json_answer(answer)
@@ -366,7 +391,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
             else:
                 output["data"] = array.ravel().tolist()
             outputs.append(output)
-        answer: dict[str, Any] = {"model_name": self.model_name, "outputs": outputs}
+        answer: dict[str, Any] = {**self._identity, "outputs": outputs}
         if call.context.request_id is not None:
             answer["id"] = call.context.request_id
         header = dumps(answer)
