@@ -213,8 +213,9 @@ KUBE_SCORE_IGNORED: dict[str, tuple[tuple[str, ...], str]] = {
         "one-node test and laptop clusters run 1-2 replicas; production keeps the base's 2+",
     ),
     "service-type": (
-        ("minikube",),
-        "NodePort is what `minikube service` opens on a laptop; the other overlays do not use it",
+        ("local", "minikube"),
+        "NodePort is how the e2e suite and `minikube service` reach the Service from outside "
+        "the cluster; production keeps ClusterIP",
     ),
 }
 

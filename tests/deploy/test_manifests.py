@@ -406,7 +406,7 @@ def test_image_is_pinned(objects: list[Manifest]) -> None:
 
 
 OVERLAY_SPECIFICS = {
-    "local": ("ClusterIP", "Never", r"ml-model:[\w.-]+", 3),
+    "local": ("NodePort", "Never", r"ml-model:[\w.-]+", 3),
     "minikube": ("NodePort", "Never", r"ml-model:[\w.-]+", 3),
     "production": ("ClusterIP", "Always", r"kiranrajsg/ml-model:[\w.-]+@sha256:[0-9a-f]{64}", 6),
 }

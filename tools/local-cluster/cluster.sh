@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes for CI on a machine with no container registry and no systemd.
 #
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd and kubelet run as
-# plain background processes (as upstream's hack/local-up-cluster.sh does), all state under one
-# directory. Kubernetes and etcd are built once from the Go module proxy (build.sh, cached);
-# containerd, runc, CNI plugins and catatonit (the pod sandbox image) come from Debian.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet and
+# kube-proxy run as plain background processes (as upstream's hack/local-up-cluster.sh does), all
+# state under one directory; CoreDNS and metrics-server run as Deployments in kube-system from
+# images built here. Kubernetes, etcd, CoreDNS and metrics-server are built once from the Go
+# module proxy (build.sh, cached per version); containerd, runc, CNI plugins, nftables and
+# catatonit (the pod sandbox image) come from Debian.
 # Developers use minikube/kind instead; this exists because those cannot start here.
 set -euo pipefail
 
@@ -13,14 +15,21 @@ STATE=${ML_MODEL_CLUSTER_DIR:-/tmp/ml-model-cluster}
 NODE_NAME=${ML_MODEL_CLUSTER_NODE:-ml-model-node}
 API_PORT=${ML_MODEL_CLUSTER_API_PORT:-6443}
 # Private ranges used only on this host: the pod bridge (its gateway is also the node IP) and
-# the Service range (virtual: there is no kube-proxy; `kubectl port-forward svc/...` needs none).
+# the Service range (virtual: kube-proxy's nftables rules give it meaning; routed onto the
+# bridge so that nothing addressed to it can leave the host).
 POD_CIDR=10.244.0.0/24
 NODE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
+DNS_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
 BRIDGE=kbr0
 PAUSE_IMAGE=localhost/ml-model/pause:catatonit
-DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables iproute2 util-linux curl python3)
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
+DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables nftables iproute2 util-linux curl python3)
+# Host processes, started in this order by start_<name>, each recorded by PID.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+# In-cluster Deployments (kube-system), applied in this order by addon_<name> once the node is
+# Ready, then waited for; status_<name> reports each.
+ADDONS=(coredns metrics-server)
 
 SOCK=$STATE/containerd/containerd.sock
 PKI=$STATE/pki
@@ -37,7 +46,7 @@ Commands:
                      prints the environment to use (see env)
   down               stop every process 'up' started (by PID), its containers, mounts and
                      bridge; delete the state directory
-  status             component PIDs and 'kubectl get nodes'
+  status             component PIDs, add-on Deployments and 'kubectl get nodes'
   kubeconfig         print the admin kubeconfig path
   env                print shell exports: KUBECONFIG, E2E_KUBECONFIG, E2E_CONTAINERD_SOCKET and
                      PATH (puts kubectl 1.35 first: /usr/bin/kubectl 1.32 is outside the skew)
@@ -46,13 +55,15 @@ Commands:
   deploy IMAGE [OVERLAY]
                      load-image IMAGE, then apply OVERLAY (default deploy/k8s/overlays/local) with
                      that image, the model it serves on the pods and a change-cause (deploy.py)
-  build              only build (or find cached) Kubernetes/etcd binaries
+  build              only build (or find cached) the binaries (build.sh)
   smoke              deploy a busybox httpd Deployment+Service (image built from Debian's
-                     busybox-static, imported locally) and fetch it via port-forward on 127.0.0.1
+                     busybox-static, imported locally) and fetch it through the Service's
+                     ClusterIP from the node
 
 Environment: ML_MODEL_CLUSTER_DIR (state, default /tmp/ml-model-cluster), ML_MODEL_CLUSTER_NODE
 (node name, default ml-model-node), ML_MODEL_CLUSTER_API_PORT (default 6443), KUBE_BIN_CACHE
-(binary cache, default \${XDG_CACHE_HOME:-\$HOME/.cache}/ml-model/kubernetes/<k8s>-etcd-<etcd>/bin).
+(binary cache, default \${XDG_CACHE_HOME:-\$HOME/.cache}/ml-model/kubernetes/<k8s>-etcd-<etcd>/bin;
+CoreDNS and metrics-server next to it, see build.sh --help).
 Needs root, Linux and Go (/usr/local/go/bin or PATH) for the first build.
 EOF
 }
@@ -65,7 +76,7 @@ need_root() {
   [[ $EUID -eq 0 ]] || die "must run as root (kubelet, containerd and the pod network need it)"
 }
 
-bindir() { "$HERE/build.sh" --print-bindir; }
+bindir() { "$HERE/build.sh" --print-bindir "${1:-kubernetes}"; }
 
 kubectl_() { "$(bindir)/kubectl" --kubeconfig "$STATE/admin.conf" "$@"; }
 
@@ -133,7 +144,7 @@ wait_for() {
 # --- configuration --------------------------------------------------------------------------
 
 write_configs() {
-  local bin=$1
+  local bin=$BIN
   mkdir -p "$STATE"/{containerd/root,containerd/state,containerd/opt,runc,cni/conf,cni/ipam,etcd,kubelet,images} "$LOGS/pods" "$PIDS"
 
   cat >"$STATE/kubeadm.yaml" <<EOF
@@ -153,7 +164,7 @@ clusterName: ml-model-local
 certificatesDir: $PKI
 controlPlaneEndpoint: 127.0.0.1:$API_PORT
 networking:
-  dnsDomain: cluster.local
+  dnsDomain: $CLUSTER_DOMAIN
   serviceSubnet: $SERVICE_CIDR
   podSubnet: $POD_CIDR
 apiServer:
@@ -220,11 +231,32 @@ podLogsDir: $LOGS/pods
 volumePluginDir: $STATE/kubelet/volume-plugins
 rotateCertificates: false
 serverTLSBootstrap: false
-resolvConf: /etc/resolv.conf
+# Pods resolve through CoreDNS (kube-dns) only; "" hands them none of the host's resolvers or
+# search domains, so no query can leave this host.
+clusterDNS: [$DNS_IP]
+clusterDomain: $CLUSTER_DOMAIN
+resolvConf: ""
 # A CI host: never evict or garbage-collect images that cannot be pulled again.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+EOF
+
+  # nftables mode: see README ("kube-proxy"). Zero conntrack settings and oomScoreAdj 0 leave the
+  # host's sysctls alone (a shared machine; raising oom_score_adj also needs CAP_SYS_RESOURCE).
+  # NodePorts answer on the node IP only, never on loopback or the machine's other addresses.
+  cat >"$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection: {kubeconfig: $STATE/kube-proxy.conf}
+hostnameOverride: $NODE_NAME
+clusterCIDR: $POD_CIDR
+nodePortAddresses: [$NODE_IP/32]
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+oomScoreAdj: 0
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
 }
 
@@ -242,11 +274,30 @@ ensure_bridge() {
   ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   touch "$STATE/bridge-created"
+  # The Service range onto the bridge, from the node IP: kube-proxy's DNAT happens after this
+  # route is chosen, so a ClusterIP it does not (yet) know goes nowhere but the bridge instead of
+  # the default route; and pods answer the node directly. Deleting the bridge deletes the route.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE" src "$NODE_IP"
+}
+
+# Pod to pod (directly or through a ClusterIP) is forwarded from the bridge back onto it; Docker
+# sets the FORWARD policy to DROP. Allow exactly that, nothing that leaves the bridge.
+FORWARD_RULE=(FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment ml-model-local -j ACCEPT)
+allow_pod_forwarding() {
+  iptables -w -C "${FORWARD_RULE[@]}" 2>/dev/null || iptables -w -I "${FORWARD_RULE[@]}"
+  if [[ $(cat /proc/sys/net/ipv4/ip_forward) != 1 ]]; then
+    echo 1 >/proc/sys/net/ipv4/ip_forward && touch "$STATE/ip-forward-enabled"
+  fi
+}
+disallow_pod_forwarding() {
+  while iptables -w -D "${FORWARD_RULE[@]}" 2>/dev/null; do :; done
+  [[ ! -f $STATE/ip-forward-enabled ]] || echo 0 >/proc/sys/net/ipv4/ip_forward
 }
 
 check_ports() {
   local port busy=()
-  for port in 2379 2380 "$API_PORT" 10250 10257 10259 10248; do
+  # etcd, API, kubelet, controller-manager, scheduler, kube-proxy, CoreDNS, metrics-server
+  for port in 2379 2380 "$API_PORT" 10250 10248 10257 10259 10249 10256 1053 10054 10055 4443; do
     ss -Hltn "sport = :$port" | grep -q . && busy+=("$port")
   done
   ((${#busy[@]} == 0)) || die "TCP ports already in use: ${busy[*]} (another cluster running? try '${0##*/} down')"
@@ -254,46 +305,38 @@ check_ports() {
 
 # --- commands -------------------------------------------------------------------------------
 
-cmd_up() {
-  need_root
-  local t0 bin
-  t0=$(date +%s)
-  if [[ -d $STATE ]]; then
-    if all_alive; then log "already up"; cmd_env; return 0; fi
-    log "found a stopped or partial cluster in $STATE: tearing it down first"
-    cmd_down
-  fi
-  trap 'log "start-up failed: logs in $LOGS; run \"${0##*/} down\" to clean up"' EXIT
-  mkdir -p "$STATE" "$LOGS" "$PIDS"
-  install_packages
-  bin=$("$HERE/build.sh")
-  check_ports
-  write_configs "$bin"
-  ensure_bridge
-  mount --make-rshared /
+# --- host processes: start_<component> for each of COMPONENTS, in order ---------------------
 
+make_certs() {
   log "certificates and kubeconfigs (kubeadm init phase certs/kubeconfig)"
-  "$bin/kubeadm" init phase certs all --config "$STATE/kubeadm.yaml" >"$LOGS/kubeadm.log" 2>&1
-  "$bin/kubeadm" init phase kubeconfig all --config "$STATE/kubeadm.yaml" --kubeconfig-dir "$STATE" >>"$LOGS/kubeadm.log" 2>&1
+  "$BIN/kubeadm" init phase certs all --config "$STATE/kubeadm.yaml" >"$LOGS/kubeadm.log" 2>&1
+  "$BIN/kubeadm" init phase kubeconfig all --config "$STATE/kubeadm.yaml" --kubeconfig-dir "$STATE" >>"$LOGS/kubeadm.log" 2>&1
+  # kube-proxy's identity: the user that the built-in binding system:node-proxier names.
+  "$BIN/kubeadm" kubeconfig user --config "$STATE/kubeadm.yaml" --client-name system:kube-proxy \
+    >"$STATE/kube-proxy.conf" 2>>"$LOGS/kubeadm.log"
   # kubeadm points the node-local kubeconfigs at the advertise address (it refuses a loopback
   # one); the API server listens on 127.0.0.1 only, so repoint them there.
   local conf
-  for conf in kubelet controller-manager scheduler; do
-    "$bin/kubectl" --kubeconfig "$STATE/$conf.conf" config set-cluster ml-model-local \
+  for conf in kubelet controller-manager scheduler kube-proxy; do
+    "$BIN/kubectl" --kubeconfig "$STATE/$conf.conf" config set-cluster ml-model-local \
       --server "https://127.0.0.1:$API_PORT" >/dev/null
   done
+}
 
-  log "etcd"
-  start etcd "$bin/etcd" --name "$NODE_NAME" --data-dir "$STATE/etcd" \
+start_etcd() {
+  start etcd "$BIN/etcd" --name "$NODE_NAME" --data-dir "$STATE/etcd" \
     --listen-client-urls "https://127.0.0.1:2379" --advertise-client-urls "https://127.0.0.1:2379" \
     --listen-peer-urls "http://127.0.0.1:2380" --initial-advertise-peer-urls "http://127.0.0.1:2380" \
     --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --listen-metrics-urls "http://127.0.0.1:2381" \
     --cert-file "$PKI/etcd/server.crt" --key-file "$PKI/etcd/server.key" \
     --client-cert-auth --trusted-ca-file "$PKI/etcd/ca.crt"
   wait_for "etcd health" 30 curl -fsS http://127.0.0.1:2381/health
+}
 
-  log "kube-apiserver"
-  start kube-apiserver "$bin/kube-apiserver" --bind-address 127.0.0.1 --secure-port "$API_PORT" \
+start_kube-apiserver() {
+  # The --proxy-client-*/--requestheader-* flags configure the aggregation layer (front proxy):
+  # how the API server authenticates to metrics-server and tells it who the user is.
+  start kube-apiserver "$BIN/kube-apiserver" --bind-address 127.0.0.1 --secure-port "$API_PORT" \
     --advertise-address "$NODE_IP" --allow-privileged=true --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction --client-ca-file "$PKI/ca.crt" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -309,16 +352,17 @@ cmd_up() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR"
-  wait_for "kube-apiserver /readyz" 90 "$bin/kubectl" --kubeconfig "$STATE/super-admin.conf" get --raw /readyz
+  wait_for "kube-apiserver /readyz" 90 "$BIN/kubectl" --kubeconfig "$STATE/super-admin.conf" get --raw /readyz
   # The two bindings `kubeadm init` creates that this cluster needs: admin.conf's group is
   # cluster-admin; the API server's kubelet client may use the kubelet API (logs, exec, port-forward).
-  "$bin/kubectl" --kubeconfig "$STATE/super-admin.conf" create clusterrolebinding kubeadm:cluster-admins \
+  "$BIN/kubectl" --kubeconfig "$STATE/super-admin.conf" create clusterrolebinding kubeadm:cluster-admins \
     --clusterrole cluster-admin --group kubeadm:cluster-admins >/dev/null
-  "$bin/kubectl" --kubeconfig "$STATE/super-admin.conf" create clusterrolebinding kubeadm:apiserver-kubelet-client \
+  "$BIN/kubectl" --kubeconfig "$STATE/super-admin.conf" create clusterrolebinding kubeadm:apiserver-kubelet-client \
     --clusterrole system:kubelet-api-admin --user kube-apiserver-kubelet-client >/dev/null
+}
 
-  log "kube-controller-manager, kube-scheduler"
-  start kube-controller-manager "$bin/kube-controller-manager" --bind-address 127.0.0.1 \
+start_kube-controller-manager() {
+  start kube-controller-manager "$BIN/kube-controller-manager" --bind-address 127.0.0.1 \
     --kubeconfig "$STATE/controller-manager.conf" --authentication-kubeconfig "$STATE/controller-manager.conf" \
     --authorization-kubeconfig "$STATE/controller-manager.conf" --leader-elect=false \
     --cluster-name ml-model-local --root-ca-file "$PKI/ca.crt" \
@@ -326,21 +370,178 @@ cmd_up() {
     --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --client-ca-file "$PKI/ca.crt" \
     --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false
-  start kube-scheduler "$bin/kube-scheduler" --bind-address 127.0.0.1 --leader-elect=false \
+}
+
+start_kube-scheduler() {
+  start kube-scheduler "$BIN/kube-scheduler" --bind-address 127.0.0.1 --leader-elect=false \
     --kubeconfig "$STATE/scheduler.conf" --authentication-kubeconfig "$STATE/scheduler.conf" \
     --authorization-kubeconfig "$STATE/scheduler.conf"
+}
 
-  log "containerd"
+start_containerd() {
   start containerd /usr/bin/containerd --config "$STATE/containerd/config.toml"
   wait_for "containerd socket" 30 ctr --address "$SOCK" version
   pause_image
+}
 
-  log "kubelet"
-  start kubelet "$bin/kubelet" --config "$STATE/kubelet/config.yaml" --kubeconfig "$STATE/kubelet.conf" \
+start_kubelet() {
+  start kubelet "$BIN/kubelet" --config "$STATE/kubelet/config.yaml" --kubeconfig "$STATE/kubelet.conf" \
     --root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
+}
+
+start_kube-proxy() {
+  start kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml"
+  # /healthz turns 200 once the rules are programmed (it waits for the Node object first).
+  wait_for "kube-proxy /healthz" 120 curl -fsS http://127.0.0.1:10256/healthz
+}
+
+# Stop hooks (cmd_down): before_stop_<component> / after_stop_<component>, when defined.
+before_stop_kubelet() { drain_pods; }
+after_stop_kubelet() { remove_containers; }
+after_stop_containerd() {
+  local pid
+  # Shims of our containerd (their command line names our socket) that outlived it.
+  for pid in $(pgrep -f -- "containerd-shim-runc-v2 .*-address $SOCK( |\$)" || true); do
+    log "killing leftover shim PID $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+after_stop_kube-proxy() {
+  # kube-proxy's nftables mode keeps all of its rules in these two tables, and nothing else.
+  local family
+  for family in ip ip6; do
+    nft list table "$family" kube-proxy >/dev/null 2>&1 && nft delete table "$family" kube-proxy
+  done
+  return 0
+}
+
+# --- add-ons: Deployments in kube-system, addon_<name> / ready_<name> / status_<name> ------
+
+# addon_image NAME BINARY: a one-file image (NAME's static binary as /NAME, non-root), imported;
+# prints its tag, localhost/ml-model/NAME:<version of its build cache>.
+addon_image() {
+  local name=$1 binary=$2 tag tar
+  tag=localhost/ml-model/$name:$(basename "$(dirname "$(dirname "$binary")")")
+  tar=$STATE/images/$name.tar
+  python3 "$HERE/mkimage.py" -o "$tar" --tag "$tag" --add "$binary:/$name" \
+    --entrypoint "[\"/$name\"]" --user 65534:65534
+  ctr --address "$SOCK" -n k8s.io images import "$tar" >/dev/null
+  echo "$tag"
+}
+
+# apply_manifest FILE: kubectl apply FILE with its ${VAR} placeholders filled from the environment
+# (strict: an unknown placeholder is an error).
+apply_manifest() {
+  python3 -c 'import os, string, sys; sys.stdout.write(string.Template(open(sys.argv[1]).read()).substitute(os.environ))' "$1" |
+    kubectl_ apply -f - >/dev/null
+}
+
+addon_coredns() {
+  COREDNS_IMAGE=$(addon_image coredns "$(bindir coredns)/coredns") NODE_IP=$NODE_IP DNS_IP=$DNS_IP \
+    API_PORT=$API_PORT apply_manifest "$HERE/coredns/manifest.yaml"
+}
+ready_coredns() {
+  kubectl_ -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null
+  # From the node through the kube-dns ClusterIP (kube-proxy): the cluster's names resolve,
+  # any other name is refused (nothing is forwarded off this host).
+  wait_for "kube-dns to resolve kubernetes.default" 30 resolves "kubernetes.default.svc.$CLUSTER_DOMAIN" \
+    "$(kubectl_ get service kubernetes -n default -o jsonpath='{.spec.clusterIP}')"
+  [[ $(dns_query example.org) == REFUSED ]] || die "CoreDNS answered example.org: it must refuse names outside the cluster"
+}
+resolves() { [[ $(dns_query "$1") == "NOERROR $2" ]]; }
+
+# dns_query NAME: ask kube-dns (UDP, type A) through its ClusterIP; prints "RCODE [ADDRESS]".
+dns_query() {
+  python3 - "$1" "$DNS_IP" <<'PY'
+import secrets, socket, struct, sys
+name, server = sys.argv[1], sys.argv[2]
+qid = secrets.randbelow(65536)
+question = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+query = struct.pack(">6H", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack(">2H", 1, 1)
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.settimeout(2)
+    sock.sendto(query, (server, 53))
+    reply = sock.recv(4096)
+rcode = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}.get(reply[3] & 15, str(reply[3] & 15))
+answers, offset = struct.unpack(">H", reply[6:8])[0], 12 + len(question) + 4
+address = ""
+if answers:  # skip the first answer's name: labels, or a 2-byte pointer (compression)
+    while reply[offset] and reply[offset] < 0xC0:
+        offset += 1 + reply[offset]
+    offset += 2 if reply[offset] else 1
+    kind, _, _, length = struct.unpack(">2HIH", reply[offset : offset + 10])
+    if kind == 1 and length == 4:
+        address = socket.inet_ntoa(reply[offset + 10 : offset + 14])
+print(f"{rcode} {address}".strip())
+PY
+}
+status_coredns() {
+  local rc=0
+  addon_pods k8s-app=kube-dns || rc=1
+  printf ', Service kube-dns %s:53' "$(kubectl_ -n kube-system get service kube-dns -o jsonpath='{.spec.clusterIP}')"
+  return $rc
+}
+
+addon_metrics-server() {
+  METRICS_SERVER_IMAGE=$(addon_image metrics-server "$(bindir metrics-server)/metrics-server") \
+    NODE_IP=$NODE_IP API_PORT=$API_PORT apply_manifest "$HERE/metrics-server/manifest.yaml"
+}
+ready_metrics-server() {
+  kubectl_ -n kube-system rollout status deployment/metrics-server --timeout=120s >/dev/null &&
+    kubectl_ wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=60s >/dev/null
+}
+status_metrics-server() {
+  local rc=0 available
+  addon_pods k8s-app=metrics-server || rc=1
+  available=$(kubectl_ get apiservice v1beta1.metrics.k8s.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Available")].status}')
+  printf ', APIService v1beta1.metrics.k8s.io Available=%s' "$available"
+  [[ $available == True ]] || rc=1
+  return $rc
+}
+
+# addon_pods SELECTOR: "pod kube-system/NAME (Ready)" for each pod; fails unless all are Ready.
+addon_pods() {
+  local out
+  out=$(kubectl_ -n kube-system get pods -l "$1" -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  [[ -n $out ]] || { printf 'no pod'; return 1; }
+  awk '{printf "%spod kube-system/%s (Ready=%s)", (NR > 1 ? ", " : ""), $1, $2; if ($2 != "True") bad = 1}
+       END {exit bad}' <<<"$out"
+}
+
+# --- commands -------------------------------------------------------------------------------
+
+cmd_up() {
+  need_root
+  local t0 c
+  t0=$(date +%s)
+  if [[ -d $STATE ]]; then
+    if all_alive; then log "already up"; cmd_env; return 0; fi
+    log "found a stopped or partial cluster in $STATE: tearing it down first"
+    cmd_down
+  fi
+  trap 'log "start-up failed: logs in $LOGS; run \"${0##*/} down\" to clean up"' EXIT
+  mkdir -p "$STATE" "$LOGS" "$PIDS"
+  install_packages
+  "$HERE/build.sh"
+  BIN=$(bindir)
+  check_ports
+  write_configs
+  ensure_bridge
+  allow_pod_forwarding
+  mount --make-rshared /
+  make_certs
+  for c in "${COMPONENTS[@]}"; do
+    log "$c"
+    "start_$c"
+  done
   wait_for "node $NODE_NAME Ready" 120 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
   wait_for "ServiceAccount default/default" 60 kubectl_ get serviceaccount default -n default
+  log "add-ons: ${ADDONS[*]}"
+  for c in "${ADDONS[@]}"; do "addon_$c"; done
+  for c in "${ADDONS[@]}"; do "ready_$c" || die "add-on $c did not become ready; 'kubectl -n kube-system describe pods' and $LOGS/pods"; done
   all_alive || die "a component exited during start-up; see $LOGS"
   "$HERE/monitoring.sh" up  # Prometheus on the host (monitoring.sh)
   trap - EXIT
@@ -390,21 +591,17 @@ for n in spec.get("linux", {}).get("namespaces", []):
 cmd_down() {
   need_root
   [[ -d $STATE ]] || { log "nothing to do: $STATE does not exist"; return 0; }
-  local c pid m
+  local c i m
   "$HERE/monitoring.sh" down  # Prometheus, by PID (monitoring.sh)
   stop kube-controller-manager  # no ReplicaSet may recreate the pods drained next
   stop kube-scheduler
-  drain_pods
-  stop kubelet
-  remove_containers
-  stop containerd
-  # Shims of our containerd (their command line names our socket) that outlived it.
-  for pid in $(pgrep -f -- "containerd-shim-runc-v2 .*-address $SOCK( |\$)" || true); do
-    log "killing leftover shim PID $pid"
-    kill -KILL "$pid" 2>/dev/null || true
+  # The rest in reverse start order, each with its hooks (kubelet: drain pods first).
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    c=${COMPONENTS[i]}
+    if declare -F "before_stop_$c" >/dev/null; then "before_stop_$c"; fi
+    stop "$c"
+    if declare -F "after_stop_$c" >/dev/null; then "after_stop_$c"; fi
   done
-  stop kube-apiserver
-  stop etcd
   # Mounts below the state dir (overlay rootfs, tmpfs volumes, shm), deepest first, then the
   # network namespaces of sandboxes that were not stopped through CRI.
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(
@@ -412,6 +609,7 @@ cmd_down() {
   if [[ -f $STATE/netns.list ]]; then
     while read -r m; do umount "$m" 2>/dev/null || true; rm -f "$m"; done <"$STATE/netns.list"
   fi
+  disallow_pod_forwarding
   if [[ -f $STATE/bridge-created ]] && ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE"; fi
   for c in "${COMPONENTS[@]}"; do [[ ! -f $PIDS/$c.pid ]] || die "$c still recorded as running"; done
   rm -rf "$STATE"
@@ -419,14 +617,23 @@ cmd_down() {
 }
 
 cmd_status() {
-  local c rc=0
+  local c rc=0 line
   [[ -d $PIDS ]] || { echo "down (no $STATE)"; return 3; }
   for c in "${COMPONENTS[@]}"; do
-    if alive "$c"; then printf '%-24s running  PID %s\n' "$c" "$(cat "$PIDS/$c.pid")"
-    else printf '%-24s STOPPED\n' "$c"; rc=3; fi
+    if alive "$c"; then printf '%-24s running  PID %s' "$c" "$(cat "$PIDS/$c.pid")"
+    else printf '%-24s STOPPED' "$c"; rc=3; fi
+    if [[ $c == kube-proxy ]] && alive "$c"; then
+      printf '  (%s mode)' "$(curl -fsS http://127.0.0.1:10249/proxyMode 2>/dev/null || echo unknown)"
+    fi
+    echo
   done
   "$HERE/monitoring.sh" status || rc=3
-  alive kube-apiserver && kubectl_ get nodes -o wide
+  alive kube-apiserver || return 3
+  for c in "${ADDONS[@]}"; do
+    if line=$("status_$c" 2>&1); then printf '%-24s running  %s\n' "$c" "$line"
+    else printf '%-24s NOT READY  %s\n' "$c" "$line"; rc=3; fi
+  done
+  kubectl_ get nodes -o wide
   return $rc
 }
 
@@ -461,12 +668,12 @@ cmd_deploy() {
     --kubectl "$(bindir)/kubectl" --apply
 }
 
-# A Deployment + Service from a locally built busybox image, reached through
-# `kubectl port-forward svc/...` on 127.0.0.1: the same path the e2e suite uses.
+# A Deployment + Service from a locally built busybox image, reached from the node through the
+# Service's ClusterIP (kube-proxy): the path the e2e suite's load takes.
 cmd_smoke() {
   need_root
   all_alive || die "cluster is not up"
-  local tmp port pf body ok=0 t0
+  local tmp ip body ok=0 t0
   t0=$(date +%s)
   dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >/dev/null
@@ -503,21 +710,16 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 EOF
   kubectl_ rollout status deployment/smoke --timeout=120s >&2
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  kubectl_ port-forward --address 127.0.0.1 svc/smoke "$port:80" >"$tmp/pf.log" 2>&1 &
-  pf=$!
+  ip=$(kubectl_ get service smoke -o jsonpath='{.spec.clusterIP}')
   for _ in $(seq 40); do
-    if body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null); then ok=1; break; fi
+    if body=$(curl -fsS --max-time 2 "http://$ip/" 2>/dev/null); then ok=1; break; fi
     sleep 0.5
   done
-  kill "$pf" 2>/dev/null || true
-  wait "$pf" 2>/dev/null || true
-  ((ok)) || log "port-forward output: $(cat "$tmp/pf.log")"
   kubectl_ delete deployment/smoke service/smoke --wait=true >/dev/null
   kubectl_ wait --for=delete pod -l app=smoke --timeout=60s >/dev/null 2>&1 || true
   rm -rf "$tmp"
-  [[ $ok == 1 && $body == "ml-model local cluster smoke test" ]] || die "port-forward to svc/smoke failed (got: ${body:-nothing})"
-  log "smoke test passed in $(($(date +%s) - t0)) s: svc/smoke answered on 127.0.0.1:$port via port-forward"
+  [[ $ok == 1 && $body == "ml-model local cluster smoke test" ]] || die "svc/smoke at $ip:80 failed (got: ${body:-nothing})"
+  log "smoke test passed in $(($(date +%s) - t0)) s: svc/smoke answered on its ClusterIP $ip:80"
 }
 
 main() {

@@ -31,6 +31,7 @@ KUBE_TOOLS = (
     "kubelet",
     "kubeadm",
     "kubectl",
+    "kube-proxy",
 )
 ETCD_TOOLS = ("go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3")
 

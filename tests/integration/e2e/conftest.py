@@ -27,8 +27,9 @@ import pytest
 from .support import (
     PROVIDER_BINARIES,
     Deployed,
-    EndpointLoad,
+    ServiceLoad,
     deploy_local_overlay,
+    is_local_address,
     unavailable,
 )
 
@@ -151,7 +152,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.fixture(scope="session")
+def service_routes(app: Deployed) -> dict[str, tuple[str, int]]:
+    """(host, port) per way into the Service from the test machine: ClusterIP, NodePort."""
+    routes = app.service_routes()
+    print(f"svc/ml-model-service: {routes}")
+    return routes
+
+
+@pytest.fixture(scope="session")
+def on_node(app: Deployed) -> bool:
+    """The tests run on the cluster's node (tools/local-cluster), where ClusterIPs route."""
+    return is_local_address(app.node_address())
+
+
 @pytest.fixture
-def endpoint_load(app: Deployed) -> Callable[..., EndpointLoad]:
-    """Return a factory of EndpointLoad runs against the deployed app."""
-    return lambda **kwargs: EndpointLoad(app, **kwargs)
+def service_load(
+    service_routes: dict[str, tuple[str, int]], on_node: bool
+) -> Callable[..., ServiceLoad]:
+    """Return a factory of bounded ServiceLoad runs on the Service.
+
+    Through its ClusterIP on the node; elsewhere (minikube, kind) through its NodePort.
+    """
+    if on_node:
+        host, port = service_routes["ClusterIP"]
+    elif "NodePort" in service_routes:
+        host, port = service_routes["NodePort"]
+    else:
+        unavailable("not on the node and the Service has no NodePort: cannot reach it")
+    return lambda **kwargs: ServiceLoad(host, port, **kwargs)

@@ -1,4 +1,4 @@
-"""Helpers of the end-to-end suite: HTTP calls, the deployed overlay, kube-proxy-like load."""
+"""Helpers of the end-to-end suite: HTTP calls, the deployed overlay, load on its Service."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -46,6 +47,16 @@ def unavailable(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+def is_local_address(address: str) -> bool:
+    """This machine has `address` (so it is the node, and ClusterIPs route from here)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Response:
     """A finished HTTP exchange."""
@@ -59,10 +70,16 @@ class Response:
 
 
 def fetch(
-    port: int, method: str, path: str, payload: Any = None, timeout: float = 10.0
+    port: int,
+    method: str,
+    path: str,
+    payload: Any = None,
+    timeout: float = 10.0,
+    *,
+    host: str = "127.0.0.1",
 ) -> Response:
-    """One request to 127.0.0.1:port on a fresh connection (no keep-alive)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """One request to host:port (default 127.0.0.1) on a fresh connection (no keep-alive)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         headers = {"Connection": "close"}
         body = None
@@ -162,6 +179,20 @@ class Deployed:
                     ready = (endpoint.get("conditions") or {}).get("ready")
                     found[ref["name"]] = ready is not False
         return found
+
+    def node_address(self) -> str:
+        """The node's InternalIP (single-node clusters: the only node)."""
+        node = json.loads(self.kubectl("get", "nodes", "-o", "json"))["items"][0]
+        return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+
+    def service_routes(self) -> dict[str, tuple[str, int]]:
+        """How a client reaches the Service: "ClusterIP" and, where it has one, "NodePort"."""
+        service = self.get(f"service/{SERVICE}")
+        port = service["spec"]["ports"][0]
+        routes = {"ClusterIP": (str(service["spec"]["clusterIP"]), int(port["port"]))}
+        if port.get("nodePort"):
+            routes["NodePort"] = (self.node_address(), int(port["nodePort"]))
+        return routes
 
     # -- waiting -------------------------------------------------------------------------
     def rollout_status(self, timeout: int = 300) -> None:
@@ -287,149 +318,83 @@ class LoadResult:
 
     ok: int = 0
     failures: Counter[str] = field(default_factory=Counter)
-    per_pod: Counter[str] = field(default_factory=Counter)
-    after_removal: int = 0  # requests sent to a pod already out of the ready set
     seconds: float = 0.0
+    answered_at: list[float] = field(default_factory=list)  # monotonic times of the 200s
 
     @property
     def failed(self) -> int:
         """Number of failed requests."""
         return sum(self.failures.values())
 
+    def ok_between(self, start: float, end: float = float("inf")) -> int:
+        """Successful requests answered between two monotonic times."""
+        return sum(start <= t <= end for t in self.answered_at)
+
     def summary(self) -> str:
         """One line for the test output."""
+        rate = (self.ok + self.failed) / self.seconds if self.seconds else 0.0
         return (
-            f"{self.ok + self.failed} requests in {self.seconds:.1f}s: {self.ok} ok, "
-            f"{self.failed} failed {dict(self.failures)}; per pod {dict(self.per_pod)}; "
-            f"{self.after_removal} sent to pods already out of the ready set"
+            f"{self.ok + self.failed} requests in {self.seconds:.1f}s ({rate:.0f}/s): "
+            f"{self.ok} ok, {self.failed} failed {dict(self.failures)}"
         )
 
 
-class EndpointLoad:
-    """Bounded load spread over the Service's ready endpoints, the way kube-proxy spreads it.
+class ServiceLoad:
+    """Bounded load on one address of the Service (its ClusterIP or a NodePort).
 
-    The CI cluster has no kube-proxy, so neither the ClusterIP nor a NodePort answers, and
-    `port-forward svc/...` pins a single pod chosen when it starts: it cannot show whether
-    traffic survives that pod going away. This client plays kube-proxy instead. It polls
-    the Service's EndpointSlices, keeps one `kubectl port-forward pod/...` (on 127.0.0.1)
-    per ready endpoint, and sends each request to the next one. Like a real proxy it learns
-    of an endpoint's removal late: a pod stays in rotation for `lag` seconds after it left
-    the ready set, so requests do reach pods that are already terminating. Those must
-    succeed too; that is what the preStop pause is for. Nothing is retried: every failed
-    request counts.
+    Each request opens a new connection, so kube-proxy picks an endpoint for each one; the
+    client never learns which pod answered, exactly like any client of the Service. Nothing
+    is retried: every failed request counts. It stops by itself after `max_requests` or
+    `max_seconds`, whichever comes first.
     """
 
     def __init__(
         self,
-        deployed: Deployed,
+        host: str,
+        port: int,
         *,
         workers: int = 2,
-        lag: float = 2.0,
-        refresh: float = 0.5,
+        pause: float = 0.01,
         max_requests: int = 20_000,
         max_seconds: float = 300.0,
     ) -> None:
-        self.deployed = deployed
+        self.host, self.port = host, port
         self.workers = workers
-        self.lag = lag
-        self.refresh = refresh
+        self.pause = pause
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._forwards: dict[str, tuple[Any, int]] = {}  # pod -> (PortForwarding, port)
-        self._opening: set[str] = set()
-        self._last_ready: dict[str, float] = {}
-        self._routable: list[tuple[str, int, bool]] = []  # (pod, port, still ready)
         self._threads: list[threading.Thread] = []
-        self._watch_errors: list[str] = []
+        self._started = 0.0
 
-    # -- endpoint watcher ----------------------------------------------------------------
-    def _open(self, pod: str) -> None:
-        port = free_port()
-        forward = self.deployed.cluster.port_forwarding(
-            f"pod/{pod}", port, PORT, namespace=self.deployed.namespace, timeout=30
-        )
-        try:
-            forward.start()
-        except RuntimeError as error:
-            self._watch_errors.append(f"port-forward to {pod}: {error}")
-            forward = None
-        with self._lock:
-            self._opening.discard(pod)
-            if forward is not None:
-                self._forwards[pod] = (forward, port)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            try:
-                endpoints = self.deployed.endpoints()
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
-                self._watch_errors.append(str(error))
-                endpoints = {}
-            now = time.monotonic()
-            with self._lock:
-                for pod, ready in endpoints.items():
-                    if ready:
-                        self._last_ready[pod] = now
-                        if pod not in self._forwards and pod not in self._opening:
-                            self._opening.add(pod)
-                            threading.Thread(target=self._open, args=(pod,), daemon=True).start()
-                self._routable = [
-                    (pod, port, endpoints.get(pod, False))
-                    for pod, (_, port) in sorted(self._forwards.items())
-                    if now - self._last_ready.get(pod, 0.0) <= self.lag
-                ]
-            self._stop.wait(self.refresh)
-
-    # -- request workers -----------------------------------------------------------------
-    def _work(self, offset: int) -> None:
-        turn = offset
+    def _work(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                targets = list(self._routable)
                 if self.result.ok + self.result.failed >= self.max_requests:
                     return
-            if not targets:
-                self._record(None, False, "no ready endpoint")
-                time.sleep(0.1)
-                continue
-            pod, port, still_ready = targets[turn % len(targets)]
-            turn += 1
             try:
-                response = fetch(port, "POST", "/predict", {"features": SETOSA})
+                response = fetch(
+                    self.port, "POST", "/predict", {"features": SETOSA}, host=self.host
+                )
                 ok = response.status == 200 and response.json().get("prediction") == 0
                 reason = "" if ok else f"HTTP {response.status}"
             except (OSError, http.client.HTTPException, ValueError) as error:
                 ok, reason = False, type(error).__name__
-            self._record(pod, ok, reason, after_removal=not still_ready)
-            time.sleep(0.01)
+            with self._lock:
+                if ok:
+                    self.result.ok += 1
+                    self.result.answered_at.append(time.monotonic())
+                else:
+                    self.result.failures[reason] += 1
+            if self.pause:
+                time.sleep(self.pause)
 
-    def _record(self, pod: str | None, ok: bool, reason: str, after_removal: bool = False) -> None:
-        with self._lock:
-            if ok:
-                self.result.ok += 1
-            else:
-                self.result.failures[f"{reason} ({pod})" if pod else reason] += 1
-            if pod:
-                self.result.per_pod[pod] += 1
-                self.result.after_removal += after_removal
-
-    # -- lifecycle -----------------------------------------------------------------------
-    def __enter__(self) -> EndpointLoad:
+    def __enter__(self) -> ServiceLoad:
         self._started = time.monotonic()
-        watcher = threading.Thread(target=self._watch, daemon=True)
-        watcher.start()
-        self._threads.append(watcher)
-        deadline = time.monotonic() + 60
-        while not self._routable:
-            if time.monotonic() > deadline:
-                self._stop.set()
-                raise AssertionError(f"no endpoint became routable: {self._watch_errors}")
-            time.sleep(0.2)
-        for offset in range(self.workers):
-            worker = threading.Thread(target=self._work, args=(offset,), daemon=True)
+        for _ in range(self.workers):
+            worker = threading.Thread(target=self._work, daemon=True)
             worker.start()
             self._threads.append(worker)
         # Bounded even if the test forgets to stop it.
@@ -443,6 +408,3 @@ class EndpointLoad:
         for thread in self._threads:
             thread.join(timeout=30)
         self.result.seconds = time.monotonic() - self._started
-        for forward, _ in self._forwards.values():
-            with contextlib.suppress(RuntimeError):
-                forward.stop()

@@ -1,11 +1,14 @@
-"""overlays/local on a real cluster: contract, security, drain, rollout, autoscaler, cleanup.
+"""overlays/local on a real cluster: Service, DNS, security, drain, rollout, autoscaler, cleanup.
 
-The tests run in file order on one deployment; the last one deletes it.
+The tests run in file order on one deployment; the last one deletes it. Traffic takes the
+paths real clients take: the Service's ClusterIP (from the node) or NodePort, and in-cluster
+DNS from a pod.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import subprocess
 import threading
@@ -21,7 +24,7 @@ from .support import (
     SERVICE,
     SETOSA,
     Deployed,
-    EndpointLoad,
+    ServiceLoad,
     fetch,
     pod_ready,
     run,
@@ -46,46 +49,139 @@ def test_rollout_is_complete(app: Deployed) -> None:
     assert set(app.endpoints()) == {pod["metadata"]["name"] for pod in pods}
 
 
-def test_contract_through_the_service(app: Deployed) -> None:
-    """GET /, POST /predict and V2 infer answer through svc/ml-model-service."""
-    with app.port_forward(f"svc/{SERVICE}") as port:
-        root = fetch(port, "GET", "/")
-        assert (root.status, root.body.strip()) == (200, b"OK")
+@pytest.mark.parametrize("route", ["ClusterIP", "NodePort"])
+def test_contract_through_the_service(
+    app: Deployed, service_routes: dict[str, tuple[str, int]], on_node: bool, route: str
+) -> None:
+    """GET /, POST /predict and V2 infer answer through the Service's ClusterIP and NodePort."""
+    if route == "ClusterIP" and not on_node:
+        # Not a missing cluster part: test_a_pod_reaches_the_service_by_its_dns_name still
+        # goes through the ClusterIP, from inside the cluster.
+        pytest.skip("the tests do not run on the cluster's node, where ClusterIPs route")
+    assert route in service_routes, f"overlays/local exposes no {route}"
+    host, port = service_routes[route]
+    fetch_ = functools.partial(fetch, host=host)
 
-        predicted = fetch(port, "POST", "/predict", {"features": SETOSA})
-        assert predicted.status == 200, predicted.body
-        prediction = predicted.json()["prediction"]
-        assert isinstance(prediction, int)
-        assert prediction == 0  # setosa
+    root = fetch_(port, "GET", "/")
+    assert (root.status, root.body.strip()) == (200, b"OK")
 
-        infer = fetch(
-            port,
-            "POST",
-            "/v2/models/iris/infer",
-            {
-                "id": "e2e-1",
-                "inputs": [
-                    {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": SETOSA}
-                ],
+    predicted = fetch_(port, "POST", "/predict", {"features": SETOSA})
+    assert predicted.status == 200, predicted.body
+    prediction = predicted.json()["prediction"]
+    assert isinstance(prediction, int)
+    assert prediction == 0  # setosa
+
+    infer = fetch_(
+        port,
+        "POST",
+        "/v2/models/iris/infer",
+        {
+            "id": "e2e-1",
+            "inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP32", "data": SETOSA}],
+        },
+    )
+    assert infer.status == 200, infer.body
+    body = infer.json()
+    assert body["model_name"] == "iris"
+    assert body["id"] == "e2e-1"
+    integer_outputs = [out for out in body["outputs"] if out["datatype"] == "INT64"]
+    assert integer_outputs, body
+    assert integer_outputs[0]["data"] in ([0], [[0]])
+
+    bad = fetch_(port, "POST", "/predict", {"features": [1, 2]})
+    assert 400 <= bad.status < 500
+    assert "error" in bad.json()
+
+    for path in ("/healthz", "/readyz"):
+        assert fetch_(port, "GET", path).status == 200, path
+    metrics = fetch_(port, "GET", "/metrics")
+    assert metrics.status == 200
+    assert b"# TYPE" in metrics.body
+
+
+# Run in a pod: resolve the Service's name, POST the seed contract's request to it by name.
+DNS_CLIENT = """
+import json, socket, sys, urllib.request
+name, port, features = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+infos = socket.getaddrinfo(name, port, proto=socket.IPPROTO_TCP)
+request = urllib.request.Request(
+    f"http://{name}:{port}/predict", data=json.dumps({"features": features}).encode(),
+    headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=10) as response:
+    print(json.dumps({"addresses": sorted({info[4][0] for info in infos}),
+                      "status": response.status, "body": json.load(response),
+                      "resolv_conf": open("/etc/resolv.conf").read()}))
+"""
+
+
+def test_a_pod_reaches_the_service_by_its_dns_name(app: Deployed) -> None:
+    """A pod resolves ml-model-service.<namespace>.svc.cluster.local; /predict answers there.
+
+    The client is the app's own image (it has Python), in a pod that satisfies the
+    namespace's restricted Pod Security, so the lookup goes through the pod's resolv.conf
+    (kubelet's clusterDNS, CoreDNS behind the kube-dns Service) and the request through the
+    Service, both via kube-proxy.
+    """
+    service = app.get(f"service/{SERVICE}")
+    fqdn = f"{SERVICE}.{app.namespace}.svc.cluster.local"
+    port = service["spec"]["ports"][0]["port"]
+    name = "e2e-dns-client"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": app.namespace,
+            "labels": {"app.kubernetes.io/name": "ml-model-e2e-client"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": UID,
+                "runAsGroup": UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
             },
-        )
-        assert infer.status == 200, infer.body
-        body = infer.json()
-        assert body["model_name"] == "iris"
-        assert body["id"] == "e2e-1"
-        integer_outputs = [out for out in body["outputs"] if out["datatype"] == "INT64"]
-        assert integer_outputs, body
-        assert integer_outputs[0]["data"] in ([0], [[0]])
-
-        bad = fetch(port, "POST", "/predict", {"features": [1, 2]})
-        assert 400 <= bad.status < 500
-        assert "error" in bad.json()
-
-        for path in ("/healthz", "/readyz"):
-            assert fetch(port, "GET", path).status == 200, path
-        metrics = fetch(port, "GET", "/metrics")
-        assert metrics.status == 200
-        assert b"# TYPE" in metrics.body
+            "containers": [
+                {
+                    "name": "client",
+                    "image": app.image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", DNS_CLIENT, fqdn, str(port), json.dumps(SETOSA)],
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "64Mi"},
+                        "limits": {"cpu": "500m", "memory": "128Mi"},
+                    },
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    manifest = app.manifest.with_name("dns-client.json")
+    manifest.write_text(json.dumps(pod), encoding="utf-8")
+    app.kubectl("apply", "-f", str(manifest))
+    try:
+        deadline = time.monotonic() + 180
+        finished = {"Succeeded", "Failed"}
+        while (phase := app.get(f"pod/{name}")["status"].get("phase")) not in finished:
+            assert time.monotonic() < deadline, f"client pod still {phase} after 180s"
+            time.sleep(1)
+        logs = app.kubectl("logs", f"pod/{name}", "-n", app.namespace)
+        assert phase == "Succeeded", logs
+    finally:
+        app.kubectl("delete", "-f", str(manifest), "--ignore-not-found", "--wait=false")
+    seen = json.loads(logs.strip().splitlines()[-1])
+    print(f"{fqdn} -> {seen['addresses']}; POST /predict -> {seen['status']} {seen['body']}")
+    print("pod resolv.conf:", " | ".join(seen["resolv_conf"].strip().splitlines()))
+    assert seen["addresses"] == [service["spec"]["clusterIP"]]
+    assert seen["status"] == 200
+    assert seen["body"]["prediction"] == 0  # setosa
 
 
 # Reads uid/gid, the root mount's options and tries to write to / and to /tmp.
@@ -258,33 +354,43 @@ def _second_image(app: Deployed, load_image: Callable[[str], bool]) -> str | Non
 
 
 def _rollout_under_load(
-    app: Deployed, endpoint_load: Callable[..., EndpointLoad], change: Callable[[], None]
-) -> EndpointLoad:
-    """Apply `change` while EndpointLoad runs; keep it running until old pods are gone."""
+    app: Deployed, service_load: Callable[..., ServiceLoad], what: str, change: Callable[[], None]
+) -> ServiceLoad:
+    """Apply `change` under load on the Service; keep the load on until the old pods are gone.
+
+    Only old pods exist before the change and only new ones once the old are gone, so
+    answers in those two spans show that each generation served through the Service.
+    """
     before = {pod["metadata"]["name"] for pod in app.pods()}
-    with endpoint_load() as load:
+    with service_load() as load:
         time.sleep(3)
+        changed_at = time.monotonic()
         change()
         app.rollout_status()
         app.wait_gone(before, timeout=app.grace_seconds + 30)
+        old_gone_at = time.monotonic()
         time.sleep(3)
     after = set(app.wait_settled())
-    print(load.result.summary())
+    result = load.result
+    print(
+        f"{what} through the Service: {result.summary()}; {result.ok_between(0, changed_at)} "
+        f"answered before the change, {result.ok_between(old_gone_at)} after the old pods "
+        f"were gone; pods {sorted(before)} -> {sorted(after)}"
+    )
     assert before.isdisjoint(after)
-    assert load.result.ok >= 50, "too little traffic to prove anything"
-    assert load.result.failed == 0, load.result.summary()
-    served = {pod for pod, count in load.result.per_pod.items() if count}
-    assert served & before, "the old pods never served"
-    assert served & after, "the new pods never served"
+    assert result.ok >= 50, "too little traffic to prove anything"
+    assert result.failed == 0, result.summary()
+    assert result.ok_between(0, changed_at), "the old pods never answered"
+    assert result.ok_between(old_gone_at), "the new pods never answered"
     return load
 
 
 def test_rolling_update_and_rollback_under_load_drop_nothing(
     app: Deployed,
-    endpoint_load: Callable[..., EndpointLoad],
+    service_load: Callable[..., ServiceLoad],
     load_image: Callable[[str], bool],
 ) -> None:
-    """v1 -> v2 and `rollout undo` back, each under continuous load: 0 failed requests."""
+    """v1 -> v2 and `rollout undo` back, each under load on the Service: 0 failed requests."""
     app.wait_settled()
     v2 = _second_image(app, load_image)
     target = f"deployment/{DEPLOYMENT}"
@@ -296,12 +402,15 @@ def test_rolling_update_and_rollback_under_load_drop_nothing(
             app.kubectl("set", "image", target, f"{CONTAINER}={v2}", "-n", app.namespace)
 
     try:
-        _rollout_under_load(app, endpoint_load, update)
+        _rollout_under_load(app, service_load, "rolling update", update)
         if v2 is not None:
             assert {p["spec"]["containers"][0]["image"] for p in app.pods()} == {v2}
 
         _rollout_under_load(
-            app, endpoint_load, lambda: app.kubectl("rollout", "undo", target, "-n", app.namespace)
+            app,
+            service_load,
+            "rollback",
+            lambda: app.kubectl("rollout", "undo", target, "-n", app.namespace),
         )
         assert {p["spec"]["containers"][0]["image"] for p in app.pods()} == {app.image}
     finally:
@@ -320,13 +429,15 @@ def test_hpa_targets_the_deployment(app: Deployed) -> None:
 
 
 def test_hpa_reads_cpu_metrics(app: Deployed) -> None:
-    """Where a metrics server runs, the HPA sees the pods' CPU utilisation."""
+    """The resource metrics API is served and the HPA sees the pods' CPU utilisation."""
     try:
         app.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1")
-    except RuntimeError:
-        message = "no metrics server (metrics.k8s.io is not served): HPA metrics not checked"
-        print(message)
-        pytest.skip(message)
+    except RuntimeError as error:
+        pytest.fail(
+            f"metrics.k8s.io is not served, so no HPA can scale: the cluster needs a metrics "
+            f"server (tools/local-cluster starts one; minikube: `addons enable "
+            f"metrics-server`): {error}"
+        )
     deadline = time.monotonic() + 180
     while True:
         status = app.get("hpa/ml-model")["status"]
@@ -344,6 +455,53 @@ def test_hpa_reads_cpu_metrics(app: Deployed) -> None:
             return
         assert time.monotonic() < deadline, f"HPA never read CPU metrics: {status}"
         time.sleep(5)
+
+
+def _wait_until(what: str, timeout: float, condition: Callable[[], bool]) -> float:
+    """Poll `condition` every second; return the monotonic time it first held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {timeout:.0f}s"
+        time.sleep(1)
+    return time.monotonic()
+
+
+def test_hpa_scales_out_under_load_and_back_in(
+    app: Deployed, service_load: Callable[..., ServiceLoad]
+) -> None:
+    """Load on the Service scales the Deployment out from minReplicas; without it, back in.
+
+    Load runs only until the scale-out is decided and its pod is Ready (bounded anyway).
+    Scale-in waits for the HPA's scale-down window (the overlay shortens it).
+    """
+    spec = app.get("hpa/ml-model")["spec"]
+    low, high = spec["minReplicas"], spec["maxReplicas"]
+    assert high > low, "the HPA has no room to scale out"
+
+    def replicas() -> tuple[int, int]:
+        deployment = app.get(f"deployment/{DEPLOYMENT}")
+        return deployment["spec"]["replicas"], deployment["status"].get("readyReplicas", 0)
+
+    # The rollouts' load may have scaled it out already: start from the minimum.
+    _wait_until("back at minReplicas before the test", 300, lambda: replicas()[0] == low)
+    app.wait_settled()
+    with service_load(workers=3, pause=0, max_seconds=300) as load:
+        started = time.monotonic()
+        decided = _wait_until("scaled out", 240, lambda: replicas()[0] > low)
+        ready = _wait_until("scaled out and Ready", 120, lambda: replicas()[1] > low)
+        out_to = replicas()[0]
+    stopped = time.monotonic()
+    scaled_in = _wait_until("scaled back in", 300, lambda: replicas()[0] == low)
+    settled = len(app.wait_settled())
+    gone = time.monotonic()
+    print(
+        f"HPA {low}..{high} replicas: under load scaled out to {out_to} after "
+        f"{decided - started:.0f}s (new pod Ready after {ready - started:.0f}s); after the load "
+        f"stopped scaled in to {low} after {scaled_in - stopped:.0f}s (extra pods gone after "
+        f"{gone - stopped:.0f}s); load: {load.result.summary()}"
+    )
+    assert settled == low
+    assert load.result.failed == 0, load.result.summary()
 
 
 def test_deleting_the_overlay_leaves_nothing(app: Deployed) -> None:
