@@ -354,3 +354,20 @@ def test_other_estimators_save_and_load(make: Any, tmp_path: Path) -> None:
     iris_model.save(model, tmp_path)
     loaded = iris_model.load(tmp_path)
     assert np.array_equal(loaded.predict_proba(features), model.predict_proba(features))
+
+
+def test_world_writable_directory_on_a_read_only_mount_loads(
+    saved_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ConfigMap volume's directory is 0777 but mounted read-only: nobody can write it."""
+    saved_dir.chmod(0o777)
+    real_statvfs = os.statvfs
+
+    def read_only(path: Any) -> Any:
+        result = real_statvfs(path)
+        fields = list(result)
+        fields[8] |= os.ST_RDONLY  # f_flag
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", read_only)
+    assert iris_model.load(saved_dir).classes

@@ -211,11 +211,14 @@ def test_request_counter_and_histogram_per_pod(
         assert mine[-1] == (float("inf"), count)
         cumulative = [value for _, value in mine]
         assert cumulative == sorted(cumulative), "buckets must be cumulative"
+    # Over the buckets themselves, not increase(): the 200 series is born with the first
+    # counted request, so no scrape holds it before the traffic and increase() has nothing
+    # to compare; the pod's only /predict 200s are this traffic.
     p99 = prometheus.query(
         "histogram_quantile(0.99, sum by (pod, le) "
-        f"(increase(inference_request_duration_seconds_bucket{{{selector}}}[10m])))"
+        f"(inference_request_duration_seconds_bucket{{{selector}}}))"
     )
-    show("p99 latency over 10 m", p99)
+    show("p99 latency of the traffic", p99)
     assert {s["metric"]["pod"] for s in p99} == set(traffic)
     assert all(0 < float(s["value"][1]) <= 5.0 for s in p99)
     predictions = prometheus.query(f'inference_predictions_total{{namespace="{app.namespace}"}}')

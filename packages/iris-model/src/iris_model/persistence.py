@@ -310,6 +310,10 @@ def _check_permissions(directory: Path) -> None:
     for path in (directory, directory / MANIFEST_FILE, directory / MODEL_FILE):
         try:
             mode = path.stat().st_mode
+            # A read-only mount (a Kubernetes ConfigMap or PVC mounted readOnly, whose
+            # directory is 0777) lets nobody write, whatever the mode bits say.
+            if os.statvfs(path).f_flag & os.ST_RDONLY:
+                continue
         except OSError:
             continue  # a missing file is reported by the step that needs it
         if mode & stat.S_IWOTH:
