@@ -210,7 +210,8 @@ KUBE_SCORE_IGNORED: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "horizontalpodautoscaler-replicas": (
         ("local", "minikube"),
-        "one-node test and laptop clusters run 1-2 replicas; production keeps the base's 2+",
+        "one-node test and laptop clusters run a small HPA range (2-3); production keeps the base's"
+        " 2-6",
     ),
     "service-type": (
         ("local", "minikube"),
