@@ -42,7 +42,11 @@ def test_seed_batch(server: Server) -> None:
 
 def test_kserve_v1(server: Server) -> None:
     assert server.get("/v1/models").json() == {"models": ["iris"]}
-    assert server.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
+    metadata = server.get("/v1/models/iris").json()
+    assert {key: metadata[key] for key in ("name", "ready")} == {"name": "iris", "ready": True}
+    # The baked model names its version (the image's) and its directory digest.
+    assert metadata["model_version"]
+    assert metadata["digest"].startswith("sha256:")
     response = server.post("/v1/models/iris:predict", json={"instances": [VIRGINICA, SETOSA]})
     assert response.status_code == 200
     assert response.json() == {"predictions": [2, 0]}
@@ -130,7 +134,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
     ("unknown key", {"json": {"features": SETOSA, "extra": 1}}, 400),
     ("top-level array", {"json": [SETOSA]}, 400),
     ("deep nesting", {"data": b"[" * 5000 + b"]" * 5000, "headers": JSON}, 400),
-    ("over 1 MiB", {"json": {"instances": [SETOSA] * 60_000}}, 413),
+    ("over the body limit", {"json": {"instances": [SETOSA] * 60_000}}, 413),
 ]
 
 
