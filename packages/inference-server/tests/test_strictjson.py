@@ -150,3 +150,42 @@ def test_orjson_path_agrees_with_the_strict_decoder(text: str, trailing: str) ->
     assert kind == expected[0], (data, expected)
     if kind == "value":
         assert _same(value, expected[1]), (data, value, expected[1])
+
+
+def test_duplicate_keys_are_found_without_decoding_number_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A duplicate key behind a large batch is found in a skeleton holding no numbers."""
+    decoded: list[str] = []
+    decode = strictjson._DECODER.decode
+
+    def recording(text: str) -> Any:
+        decoded.append(text)
+        return decode(text)
+
+    monkeypatch.setattr(strictjson._DECODER, "decode", recording)
+    rows = json.dumps([[5.1, 3.5, 1.4, 0.2]] * 10_000)
+    with pytest.raises(InvalidJSONError, match="duplicate key 'instances'"):
+        strictjson.loads(f'{{"instances": {rows}, "instances": 0}}'.encode())
+    assert decoded == ['{"instances": [[]' + ", []" * 9_999 + '], "instances": 0}']
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": "x:y", "b": [1, 2]}',
+        b'{"a": "{", "b": {"c": [1.5e3, -2]}}',
+        b'{"k": "[1, 2]", "l": "[1, 2]"}',  # arrays inside strings stay as they are
+        b'{"k\\"[1]": 1, "k\\"[2]": 2}',
+    ],
+)
+def test_colons_and_braces_in_strings_keep_orjsons_value(body: bytes) -> None:
+    """When counting fails only because of strings, the skeleton clears the body."""
+    assert strictjson.loads_if_proven(body) == json.loads(body)
+
+
+def test_skeleton_keeps_strings_and_empties_number_arrays() -> None:
+    body = b'{"a[1]": [1, -2.5e3, 3], "b": ["[1]", [4, 5]], "c": [[], [true]]}'
+    assert strictjson.skeleton(body) == (
+        b'{"a[1]": [], "b": ["[1]", []], "c": [[], [true]]}'
+    )

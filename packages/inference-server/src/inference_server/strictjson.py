@@ -48,7 +48,14 @@ MISS: Any = object()
 #: bodies must keep getting its answer.
 _MAX_FAST_DEPTH = 256
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+#: A string (kept as it is), or an array holding only numbers (emptied to ``[]``). Scanning
+#: left to right, a ``[`` inside a string is always consumed by the string it belongs to.
+_STRING_OR_NUMBERS = re.compile(rb'("(?:[^"\\]|\\.)*")|(\[)[-+.eE0-9\s,]*(\])')
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+#: +1 for an opening bracket or brace, -1 for a closing one, by byte value.
+_DEPTH_STEP = np.zeros(256, np.int8)
+_DEPTH_STEP[list(b"[{")] = 1
+_DEPTH_STEP[list(b"]}")] = -1
 #: Digits -> "0", everything else -> " ": a run of 19 zeros is a number orjson may have
 #: turned into a float (integers outside int64/uint64), where the stdlib keeps an ``int``.
 _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
@@ -65,12 +72,23 @@ def max_depth(data: bytes) -> int:
     brackets = np.frombuffer(without_strings(data).translate(None, _NOT_BRACKET), np.uint8)
     if not brackets.size:
         return 0
-    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+    return int(np.cumsum(_DEPTH_STEP[brackets], dtype=np.int32).max())
+
+
+def skeleton(data: bytes) -> bytes:
+    """``data`` with every array that holds only numbers emptied (exact for valid JSON).
+
+    It has the same objects, keys and strings in the same order, so a strict decoder finds the
+    same duplicate key in it, without converting any of the numbers.
+    """
+    return _STRING_OR_NUMBERS.sub(rb"\1\2\3", data)
 
 
 def loads_if_proven(data: bytes) -> Any:
     """What orjson decodes from ``data`` if provably equal to the strict result, else MISS.
+
+    Raises:
+        InvalidJSONError: A duplicate key (found in the :func:`skeleton`).
 
     orjson itself rejects what the strict decoder rejects for NaN/Infinity, invalid UTF-8,
     lone surrogates, a BOM and numbers that overflow to infinity (all go to the strict
@@ -105,7 +123,8 @@ def loads_if_proven(data: bytes) -> Any:
             stack.extend(v for v in item if type(v) is dict or type(v) is list)
     if objects == braces and keys == data.count(b":"):
         return value
-    return MISS
+    _strict_decode(skeleton(data))
+    return value
 
 
 def loads(data: bytes) -> Any:
@@ -118,6 +137,10 @@ def loads(data: bytes) -> Any:
     value = loads_if_proven(data)
     if value is not MISS:
         return value
+    return _strict_decode(data)
+
+
+def _strict_decode(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
