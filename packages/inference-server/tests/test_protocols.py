@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
+import iris_model
 from inference_server.errors import ApiError
 from inference_server.protocols import (
     EnvironHeaders,
@@ -66,7 +68,11 @@ def test_v2_flat_and_nested_give_the_same_rows(width: int, data: st.DataObject) 
     for payload in (flat, rows):
         body = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": payload}]}
         call = protocol.parse(encode(body), NO_HEADERS)
-        assert call.rows == rows
+        # A matrix when the body holds only numbers (it does here), else the lists as sent.
+        assert (
+            np.asarray(call.rows, dtype=np.float64).tolist()
+            == np.asarray(rows, dtype=np.float64).tolist()
+        )
         assert not call.probabilities
 
 
@@ -205,3 +211,53 @@ def test_environ_headers() -> None:
     assert headers.get("Content-Type") == "application/json"
     assert headers.get("inference-header-content-length") == "12"
     assert headers.get("Authorization") is None
+
+
+# Values a client may send inside rows, valid or not: the matrix path must not change any
+# answer or any error message of the library's own check of a list of rows.
+_any_value = st.one_of(
+    values,
+    st.sampled_from(
+        [True, False, None, "1", "", 1e300, -1e7, 10**400, 1.5e-320, -0.0, [], [1.0], {}, {"a": 1}]
+    ),
+)
+
+
+@functools.cache
+def _iris() -> iris_model.IrisModel:
+    return iris_model.train(seed=42).model
+
+
+def _outcome(model: Any, rows: Any) -> tuple[str, Any]:
+    try:
+        indices, proba = model.classify(rows, probabilities=True)
+    except ValueError as error:  # InvalidInputError, BatchTooLargeError
+        return type(error).__name__, str(error)
+    return "ok", (indices.tolist(), proba.tolist())
+
+
+@seed(20261201)
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.one_of(
+            st.lists(values, min_size=4, max_size=4),
+            st.lists(_any_value, min_size=3, max_size=5),
+            _any_value,
+        ),
+        min_size=0,
+        max_size=6,
+    ),
+    extra=st.sampled_from([{}, {"probabilities": True}, {"probabilities": False}]),
+)
+def test_number_rows_keep_the_librarys_answers(rows: list[Any], extra: dict[str, Any]) -> None:
+    """A seed or V1 batch parsed to a matrix classifies (or fails) exactly like its lists."""
+    body = json.dumps({"instances": rows, **extra}).encode()
+    protocol = SeedProtocol()
+    protocol.n_features = 4
+    try:
+        call = protocol.parse(body, NO_HEADERS)
+    except ApiError:
+        return  # refused before the rows (e.g. 'instances' that is not an array of rows)
+    model = _iris()
+    assert _outcome(model, call.rows) == _outcome(model, json.loads(body)["instances"])

@@ -105,9 +105,9 @@ def test_orjson_value_is_used_for_ordinary_bodies(monkeypatch: pytest.MonkeyPatc
 def test_deep_nesting_is_decided_by_the_strict_decoder() -> None:
     """Bodies nested deeper than the fast limit get the strict decoder's answer."""
     deep = b"[" * 900 + b"]" * 900
-    assert strictjson.loads_if_proven(deep) is strictjson.MISS
+    assert strictjson.decode_if_proven(deep) is None
     shallow = b'{"a": ' + b"[" * 200 + b'"]]]"' + b"]" * 200 + b"}"
-    assert strictjson.loads_if_proven(shallow) is not strictjson.MISS
+    assert strictjson.decode_if_proven(shallow) is not None
 
 
 # JSON text built from fragments, so that duplicate keys, tricky strings, big and odd numbers
@@ -181,11 +181,27 @@ def test_duplicate_keys_are_found_without_decoding_number_arrays(
 )
 def test_colons_and_braces_in_strings_keep_orjsons_value(body: bytes) -> None:
     """When counting fails only because of strings, the skeleton clears the body."""
-    assert strictjson.loads_if_proven(body) == json.loads(body)
+    decoded = strictjson.decode_if_proven(body)
+    assert decoded is not None
+    assert decoded.value == json.loads(body)
 
 
 def test_skeleton_keeps_strings_and_empties_number_arrays() -> None:
     body = b'{"a[1]": [1, -2.5e3, 3], "b": ["[1]", [4, 5]], "c": [[], [true]]}'
-    assert strictjson.skeleton(body) == (
-        b'{"a[1]": [], "b": ["[1]", []], "c": [[], [true]]}'
+    assert strictjson.skeleton(body) == (b'{"a[1]": [], "b": ["[1]", []], "c": [[], [true]]}')
+
+
+@pytest.mark.parametrize(
+    ("body", "counts"),
+    [
+        (b'{"a": [1, 2.5e3], "b": true, "c": null, "d": "x:{t}"}', (5, 1, 1, 4, 2)),
+        (b'[false, "f", {"n": [[]]}]', (2, 1, 3, 1, 1)),
+        (b'["\\\\", "\\"t"]', (2, 0, 1, 0, 0)),
+    ],
+)
+def test_outline_counts_outside_strings(body: bytes, counts: tuple[int, ...]) -> None:
+    outline = strictjson.decode(body).outline
+    assert (outline.strings, outline.objects, outline.arrays, outline.keys, outline.literals) == (
+        counts
     )
+    assert outline.depth() == strictjson.max_depth(body)

@@ -149,6 +149,7 @@ def create_app(
         protocols.append(v2.versioned(model.version))
     for protocol in protocols:
         protocol.max_rows = model.max_rows
+        protocol.n_features = model.n_features
     app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

@@ -3,16 +3,20 @@
 Decoding must reject duplicate keys and ``NaN``/``Infinity`` and give the same value (or the
 same error) for every body. The standard library can (``object_pairs_hook``,
 ``parse_constant``) but is slow on batches; orjson is fast but keeps the last duplicate key
-silently. So :func:`loads` uses orjson's result only when it provably equals the strict
-decoder's (:func:`loads_if_proven`) and otherwise decodes again with the strict decoder, which
-then makes every error message. Encoding uses orjson. Nothing here knows HTTP: reading bodies
-is :mod:`inference_server.bodies`, statuses are :mod:`inference_server.errors`.
+silently. So :func:`decode` uses orjson's result only when it provably equals the strict
+decoder's (:func:`decode_if_proven`) and otherwise decodes again with the strict decoder, which
+then makes every error message. Looking for duplicate keys needs only the objects, so when
+the proof fails the strict decoder first reads a skeleton of the body with its number arrays
+emptied. The proof counts the body's bytes into an :class:`Outline`, which callers reuse
+(what kinds of values a body holds). Encoding uses orjson. Nothing here knows HTTP: reading
+bodies is :mod:`inference_server.bodies`, statuses are :mod:`inference_server.errors`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,8 +45,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
 
 
-#: Marker: orjson's result cannot be used, decode with the strict decoder.
-MISS: Any = object()
 #: orjson's value is used only up to this nesting depth: the strict decoder raises
 #: RecursionError somewhere below ~950 levels (it depends on the caller's stack), and those
 #: bodies must keep getting its answer.
@@ -51,7 +53,8 @@ _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 #: A string (kept as it is), or an array holding only numbers (emptied to ``[]``). Scanning
 #: left to right, a ``[`` inside a string is always consumed by the string it belongs to.
 _STRING_OR_NUMBERS = re.compile(rb'("(?:[^"\\]|\\.)*")|(\[)[-+.eE0-9\s,]*(\])')
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+#: Deleting every other byte leaves what an :class:`Outline` counts, and brackets.
+_NOT_MARK = bytes(b for b in range(256) if b not in b"[]{}:tfn")
 #: +1 for an opening bracket or brace, -1 for a closing one, by byte value.
 _DEPTH_STEP = np.zeros(256, np.int8)
 _DEPTH_STEP[list(b"[{")] = 1
@@ -67,12 +70,60 @@ def without_strings(data: bytes) -> bytes:
     return _STRING.sub(b"", data)
 
 
+@dataclass(frozen=True, slots=True)
+class Outline:
+    """What a valid JSON text holds outside its strings, counted from its bytes.
+
+    Attributes:
+        strings: String literals, object keys included.
+        objects: Objects (``{``).
+        arrays: Arrays (``[``).
+        keys: Object keys (``:``).
+        literals: ``true``, ``false`` and ``null`` (outside strings, the letters t, f and n
+            appear only in those, once each).
+    """
+
+    strings: int
+    objects: int
+    arrays: int
+    keys: int
+    literals: int
+    #: Only the bytes counted above and brackets: what the depth is computed from.
+    marks: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Outline:
+        """Count ``data`` (a valid JSON text; two passes of C over its bytes)."""
+        structure, strings = _STRING.subn(b"", data)
+        marks = structure.translate(None, _NOT_MARK)
+        return cls(
+            strings,
+            marks.count(b"{"),
+            marks.count(b"["),
+            marks.count(b":"),
+            marks.count(b"t") + marks.count(b"f") + marks.count(b"n"),
+            marks,
+        )
+
+    def depth(self) -> int:
+        """How deeply the text's arrays and objects nest."""
+        if not self.marks:
+            return 0
+        steps = _DEPTH_STEP[np.frombuffer(self.marks, np.uint8)]
+        return int(np.cumsum(steps, dtype=np.int32).max())
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded JSON text and its :class:`Outline`."""
+
+    value: Any
+    outline: Outline
+
+
 def max_depth(data: bytes) -> int:
     """Nesting depth of a valid JSON document (strings removed, then brackets counted)."""
-    brackets = np.frombuffer(without_strings(data).translate(None, _NOT_BRACKET), np.uint8)
-    if not brackets.size:
-        return 0
-    return int(np.cumsum(_DEPTH_STEP[brackets], dtype=np.int32).max())
+    return Outline.of(data).depth()
 
 
 def skeleton(data: bytes) -> bytes:
@@ -84,8 +135,8 @@ def skeleton(data: bytes) -> bytes:
     return _STRING_OR_NUMBERS.sub(rb"\1\2\3", data)
 
 
-def loads_if_proven(data: bytes) -> Any:
-    """What orjson decodes from ``data`` if provably equal to the strict result, else MISS.
+def decode_if_proven(data: bytes) -> Decoded | None:
+    """What orjson decodes from ``data`` if provably equal to the strict result, else None.
 
     Raises:
         InvalidJSONError: A duplicate key (found in the :func:`skeleton`).
@@ -94,26 +145,25 @@ def loads_if_proven(data: bytes) -> Any:
     lone surrogates, a BOM and numbers that overflow to infinity (all go to the strict
     decoder, which also accepts some of them: it then decides). The remaining differences:
 
-    - Duplicate keys (orjson keeps the last). Every decoded object comes from a distinct
-      ``{`` byte and every decoded key from a distinct ``:`` byte. Once as many objects as
-      ``{`` bytes are found, none was dropped with a duplicate; if their keys then add up to
-      the number of ``:`` bytes, no key was dropped either. ``{`` or ``:`` inside strings
-      only make the proof fail (a fallback), never pass wrongly.
+    - Duplicate keys (orjson keeps the last). Once orjson has accepted the text, its
+      :class:`Outline` is exact: when the decoded objects and their keys add up to the
+      outline's, none was dropped. Otherwise the strict decoder reads the skeleton, which
+      holds every key: a duplicate there is the strict decoder's own error.
     - Integers beyond 64 bits (orjson makes them floats): any run of 19+ digits falls back.
     - Depth: see ``_MAX_FAST_DEPTH``.
     """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return MISS
+        return None
     if _LONG_DIGITS in data.translate(_DIGITS):
-        return MISS
-    braces = data.count(b"{")
-    if braces + data.count(b"[") > _MAX_FAST_DEPTH and max_depth(data) > _MAX_FAST_DEPTH:
-        return MISS
+        return None
+    outline = Outline.of(data)
+    if outline.objects + outline.arrays > _MAX_FAST_DEPTH and outline.depth() > _MAX_FAST_DEPTH:
+        return None
     objects = keys = 0
     stack = [value]
-    while stack and objects < braces:
+    while stack and objects < outline.objects:
         item = stack.pop()
         if type(item) is dict:
             objects += 1
@@ -121,23 +171,31 @@ def loads_if_proven(data: bytes) -> Any:
             stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
         elif type(item) is list:
             stack.extend(v for v in item if type(v) is dict or type(v) is list)
-    if objects == braces and keys == data.count(b":"):
-        return value
-    _strict_decode(skeleton(data))
-    return value
+    if objects != outline.objects or keys != outline.keys:
+        _strict_decode(skeleton(data))
+    return Decoded(value, outline)
 
 
-def loads(data: bytes) -> Any:
-    """Decode UTF-8 JSON strictly.
+def decode(data: bytes) -> Decoded:
+    """Decode UTF-8 JSON strictly, and outline it.
 
     Raises:
         InvalidJSONError: Not UTF-8, not JSON, a duplicate key, NaN/Infinity, an integer too long
             to convert, or nesting too deep to parse.
     """
-    value = loads_if_proven(data)
-    if value is not MISS:
-        return value
-    return _strict_decode(data)
+    decoded = decode_if_proven(data)
+    if decoded is not None:
+        return decoded
+    return Decoded(_strict_decode(data), Outline.of(data))
+
+
+def loads(data: bytes) -> Any:
+    """Decode UTF-8 JSON strictly (:func:`decode` without the outline).
+
+    Raises:
+        InvalidJSONError: As :func:`decode`.
+    """
+    return decode(data).value
 
 
 def _strict_decode(data: bytes) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -20,7 +21,14 @@ import numpy.typing as npt
 
 import iris_model
 from inference_server.errors import JSON_MIMETYPE, ApiError
-from inference_server.strictjson import dumps, json_type, loads, max_depth, without_strings
+from inference_server.strictjson import (
+    Decoded,
+    decode,
+    dumps,
+    json_type,
+    max_depth,
+    without_strings,
+)
 
 C = TypeVar("C")
 
@@ -169,6 +177,8 @@ class PredictionProtocol(abc.ABC, Generic[C]):
     media_types: frozenset[str] = frozenset({JSON_MIMETYPE})
     #: The model's batch limit: bounds the arrays a body may hold (set by ``create_app``).
     max_rows: int = iris_model.DEFAULT_MAX_ROWS
+    #: The model's row width (set by ``create_app``); 0 leaves every row to the library.
+    n_features: int = 0
 
     @abc.abstractmethod
     def parse(self, body: bytes, headers: Headers) -> Call[C]:
@@ -184,18 +194,18 @@ class PredictionProtocol(abc.ABC, Generic[C]):
         """Turn the model's prediction for ``call`` into the protocol's answer."""
 
 
-def json_object(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) -> dict[str, Any]:
-    """Decode ``body`` strictly and require a JSON object.
+def json_object(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) -> Decoded:
+    """Decode ``body`` strictly and require a JSON object (``.value`` is a dict).
 
     Raises:
         InvalidJSONError: Not strict JSON.
         ApiError: 400 for any other JSON value; see :func:`check_structure` (400 or 413).
     """
     check_structure(body, max_rows)
-    document = loads(body)
-    if type(document) is not dict:
-        raise ApiError(400, f"request body must be a JSON object, got {json_type(document)}")
-    return document
+    decoded = decode(body)
+    if type(decoded.value) is not dict:
+        raise ApiError(400, f"request body must be a JSON object, got {json_type(decoded.value)}")
+    return decoded
 
 
 def check_structure(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) -> None:
@@ -245,6 +255,54 @@ def check_structure(body: bytes, max_rows: int = iris_model.DEFAULT_MAX_ROWS) ->
             f"request body has {arrays} JSON arrays; a batch of at most {max_rows} rows"
             f" needs at most {max_arrays}",
         )
+
+
+def number_rows(rows: list[Any], n_features: int, body: Decoded, numbers: Any) -> Any:
+    """``rows`` as a float64 matrix when the body proves they hold only numbers, else ``rows``.
+
+    ``rows`` are rows of ``n_features`` values taken from the list ``numbers`` of the decoded
+    body (``numbers`` is ``rows`` itself, or the flat list they were cut from). The library
+    checks every value of a list of rows for its type, which costs about as much as decoding
+    them; the body's outline answers more cheaply. When the body holds exactly the strings
+    and ``true``/``false``/``null`` that the document holds outside ``numbers``, ``numbers``
+    holds none of them: only numbers and arrays, which the conversion below turns into
+    floats or refuses. Whatever is not converted goes to the
+    library as it came, so every error keeps the library's message; the matrix still gets
+    the library's checks of finiteness, range and batch size.
+    """
+    if n_features < 1 or not rows:
+        return rows
+    outline = body.outline
+    if (outline.strings, outline.literals) != _strings_and_literals(body.value, numbers):
+        return rows
+    try:
+        if set(map(len, rows)) != {n_features}:
+            return rows
+        flat = np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * n_features)
+    except (TypeError, ValueError, OverflowError):  # a number as a row, an array as a value
+        return rows
+    return flat.reshape(len(rows), n_features)
+
+
+def _strings_and_literals(document: Any, skipped: Any) -> tuple[int, int]:
+    """Strings (keys included) and true/false/null in ``document``, outside ``skipped``."""
+    strings = literals = 0
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if item is skipped:
+            continue
+        kind = type(item)
+        if kind is dict:
+            strings += len(item)
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is str:
+            strings += 1
+        elif item is None or kind is bool:
+            literals += 1
+    return strings, literals
 
 
 def refuse_unknown(document: Mapping[str, Any], allowed: frozenset[str], where: str = "") -> None:

@@ -14,6 +14,7 @@ from inference_server.protocols.base import (
     instances,
     json_answer,
     json_object,
+    number_rows,
     refuse_unknown,
 )
 
@@ -54,9 +55,11 @@ class KServeV1Protocol(PredictionProtocol[None]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[None]:
         """Only ``instances``."""
-        document = json_object(body, self.max_rows)
+        decoded = json_object(body, self.max_rows)
+        document = decoded.value
         refuse_unknown(document, _KEYS)
-        return Call(instances(document), False, None)
+        rows = instances(document)
+        return Call(number_rows(rows, self.n_features, decoded, rows), False, None)
 
     def render(self, call: Call[None], prediction: Prediction) -> Answer:
         """Class indices, as KServe's sklearn server answers them."""

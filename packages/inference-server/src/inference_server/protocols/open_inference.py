@@ -34,6 +34,7 @@ from inference_server.protocols.base import (
     PredictionProtocol,
     json_answer,
     json_object,
+    number_rows,
     refuse_unknown,
 )
 from inference_server.strictjson import dumps, json_type
@@ -319,7 +320,8 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
     def parse(self, body: bytes, headers: Headers) -> Call[InferContext]:
         """One input tensor (JSON or binary); optional ``id``, ``outputs``, ``parameters``."""
         header, binary = split_body(body, headers)
-        document = _object(json_object(header, self.max_rows), "request", _REQUEST_KEYS)
+        decoded = json_object(header, self.max_rows)
+        document = _object(decoded.value, "request", _REQUEST_KEYS)
         request_id = document.get("id")
         if "id" in document and type(request_id) is not str:
             raise ApiError(400, f"id must be a string, got {json_type(request_id)}")
@@ -329,7 +331,10 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         inputs = document.get("inputs")
         if type(inputs) is not list or len(inputs) != 1:
             raise ApiError(400, f"inputs must be an array of exactly one tensor ({INPUT_NAME})")
-        rows = tensor_rows(_object(inputs[0], "inputs[0]", _INPUT_KEYS), self.n_features, binary)
+        tensor = _object(inputs[0], "inputs[0]", _INPUT_KEYS)
+        rows = tensor_rows(tensor, self.n_features, binary)
+        if type(rows) is list:
+            rows = number_rows(rows, self.n_features, decoded, tensor["data"])
         outputs, as_binary = _requested_outputs(document, binary_default)
         if request_id is None and outputs == _DEFAULT.outputs and as_binary == _DEFAULT.binary:
             context = _DEFAULT

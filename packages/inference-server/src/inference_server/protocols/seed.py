@@ -19,6 +19,7 @@ from inference_server.protocols.base import (
     instances,
     json_answer,
     json_object,
+    number_rows,
     refuse_unknown,
 )
 from inference_server.strictjson import json_type
@@ -34,7 +35,8 @@ class SeedProtocol(PredictionProtocol[bool]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[bool]:
         """``features`` or ``instances``, and the optional ``probabilities`` flag."""
-        document = json_object(body, self.max_rows)
+        decoded = json_object(body, self.max_rows)
+        document = decoded.value
         refuse_unknown(document, _KEYS)
         if ("features" in document) == ("instances" in document):
             raise ApiError(400, "send exactly one of 'features' (one row) or 'instances' (rows)")
@@ -44,7 +46,8 @@ class SeedProtocol(PredictionProtocol[bool]):
                 400, f"'probabilities' must be true or false, got {json_type(want_proba)}"
             )
         if "instances" in document:
-            return Call(instances(document), want_proba, False)
+            rows = instances(document)
+            return Call(number_rows(rows, self.n_features, decoded, rows), want_proba, False)
         features = document["features"]
         if type(features) is not list:
             raise ApiError(
