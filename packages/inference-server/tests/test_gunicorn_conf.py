@@ -213,3 +213,21 @@ def test_gunicorn_access_log_is_a_no_op(load_conf: Any) -> None:
             raise AssertionError(f"access() read {name}")
 
     assert logger.access(Exploding(), Exploding(), {}, Exploding()) is None
+
+
+def test_post_worker_init_freezes_the_loaded_app_for_the_gc(load_conf: Any) -> None:
+    """Objects a worker made before serving (its app, its model) leave the GC's reach."""
+    conf = load_conf()
+    threshold = gc.get_threshold()
+    made_by_the_worker = [{"model": [object()]} for _ in range(100)]
+    gc.unfreeze()
+    worker = SimpleNamespace(
+        wsgi=lambda environ, start: [], log=SimpleNamespace(warning=lambda message: None)
+    )
+    try:
+        conf.post_worker_init(worker)
+        assert gc.get_freeze_count() >= len(made_by_the_worker)
+        assert gc.get_threshold()[0] == conf.GC_YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
