@@ -29,8 +29,10 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH / "apps"))
 
 
-def environ_for(path: str, body: bytes) -> Callable[[], dict[str, Any]]:
-    """A fresh WSGI environ for a JSON POST, as Gunicorn would build it."""
+def environ_for(
+    path: str, body: bytes, headers: dict[str, str] | None = None
+) -> Callable[[], dict[str, Any]]:
+    """A fresh WSGI environ for a POST (JSON unless ``headers`` say otherwise), as Gunicorn's."""
     base = {
         "REQUEST_METHOD": "POST",
         "SCRIPT_NAME": "",
@@ -50,6 +52,9 @@ def environ_for(path: str, body: bytes) -> Callable[[], dict[str, Any]]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        base[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
 
     def make() -> dict[str, Any]:
         environ = dict(base)
@@ -106,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = max(number // workload.rows * 4, 50) if workload.rows > 1 else number
         row: dict[str, float] = {}
         for name, app in (("server", server), ("ceiling", ceiling.app)):
-            make = environ_for(workload.path, workload.body)
+            if name == "server":
+                make = environ_for(workload.path, workload.body, workload.headers)
+            else:  # the ceiling answers the same constant on /predict, whatever was sent
+                make = environ_for("/predict", workload.body, workload.headers)
             assert call(app, make) == 200  # noqa: S101 - a failing app would time nothing
             # CPU time of this process, not wall time: time spent descheduled by other
             # jobs on a shared machine does not count.
