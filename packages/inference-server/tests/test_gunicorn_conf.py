@@ -6,6 +6,7 @@ import gc
 import importlib
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -231,3 +232,14 @@ def test_post_worker_init_freezes_the_loaded_app_for_the_gc(load_conf: Any) -> N
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_large_allocations_are_mapped_on_their_own(
+    load_conf: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Glibc takes the fixed mmap threshold; an explicit MALLOC_MMAP_THRESHOLD_ wins."""
+    conf = load_conf()
+    assert conf.map_large_allocations(conf.READ_CHUNK) is True
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert conf.map_large_allocations(conf.READ_CHUNK) is False

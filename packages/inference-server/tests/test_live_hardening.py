@@ -5,6 +5,7 @@ Every attack is bounded in count and time; only processes started here are signa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -222,3 +223,41 @@ def test_gunicorn_protocol_errors_are_json(
     assert status in statuses
     assert headers["Content-Type"] == "application/json"
     assert len(json.loads(body)["error"]) <= 300
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
+def test_worker_memory_returns_after_stalled_large_uploads(server: Server) -> None:
+    """Clients stalled one byte short of 1 MiB bodies leave no lasting growth in a worker."""
+    for _ in range(20):  # warm: the first requests of a worker allocate for good
+        assert get(f"{server.url}/healthz", timeout=5)[0] == 200
+    workers = server.workers()
+    before = [_rss_mb(pid) for pid in workers]
+    size = 1024 * 1024
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.send(head + b" " * (size - 1))
+            stalled.append(sock)
+        time.sleep(IDLE + 2)  # every read in flight reaches its deadline
+    finally:
+        for sock in stalled:
+            sock.close()
+    # Without the fixed mmap threshold each worker kept 12-14 MB of its peak for good.
+    deadline = time.monotonic() + 15
+    while True:
+        after = [_rss_mb(pid) for pid in workers]
+        if all(a - b < 6 for a, b in zip(after, before, strict=True)):
+            break
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.5)

@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from inference_server.errors import JSON_MIMETYPE, ApiError
 
-_READ_CHUNK = 64 * 1024
+#: Bytes read from the socket at a time (gunicorn_conf maps buffers this large on their own).
+READ_CHUNK = 64 * 1024
 #: Bodies up to this size (every ordinary prediction) do not count against the in-flight
 #: budget, so a flood of large bodies never refuses them.
 _SMALL_BODY = 16 * 1024
@@ -191,7 +192,7 @@ class BodyReader:
                 if sock is not None and (self.idle_timeout or self.total_timeout):
                     # Each recv() below waits at most this long for data.
                     sock.settimeout(self._wait(started))
-                chunk = stream.read(min(_READ_CHUNK, wanted - received))
+                chunk = stream.read(min(READ_CHUNK, wanted - received))
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -202,6 +203,11 @@ class BodyReader:
             if size < 0 and received > self.limit:
                 raise self.too_large()
             return b"".join(chunks)
+        except BaseException:
+            # The budget is released below, so the bytes must go now too, not whenever a
+            # traceback that still holds this frame is dropped.
+            chunks.clear()
+            raise
         finally:
             if reserved:
                 self._release(reserved)

@@ -97,16 +97,10 @@ class PredictionService:
         try:
             answer = self.answer(protocol, environ)
         except Exception as error:
-            api_error = api_error_for(error)
-            if api_error is None:
-                logger.exception(
-                    "unexpected error on %s %s (request_id=%s)",
-                    method,
-                    protocol.route,
-                    rid,
-                )
-                api_error = ApiError(500, INTERNAL_ERROR)
-            answer = error_answer(api_error)
+            # Nothing in this frame may keep the exception past this block: its traceback
+            # holds this frame, and such a cycle would keep whatever the failed request
+            # held (a large body's chunks) until the cyclic GC ran.
+            answer = self._error_answer(error, method, protocol.route, rid)
         status = answer.status
         start_response(
             _STATUS_LINES[status],
@@ -128,6 +122,15 @@ class PredictionService:
                 remote_addr=environ.get("REMOTE_ADDR"),
             )
         return [answer.body]
+
+    @staticmethod
+    def _error_answer(error: Exception, method: str, route: str, rid: str) -> Answer:
+        """The JSON answer to ``error``; an unexpected one is logged and answered 500."""
+        api_error = api_error_for(error)
+        if api_error is None:
+            logger.exception("unexpected error on %s %s (request_id=%s)", method, route, rid)
+            api_error = ApiError(500, INTERNAL_ERROR)
+        return error_answer(api_error)
 
     def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
         if status == 200 and method == "POST":  # the common case: a cached child

@@ -1,0 +1,84 @@
+"""Worker memory before, during and after clients that stall near the end of large bodies.
+
+    python bench/stalled_uploads.py [--clients 400] [--size 1048576] [--rounds 2]
+
+Starts the shipped server (``inference-server``, two workers, shipped settings) on
+127.0.0.1, records each worker's RSS, then opens ``--clients`` connections that each send
+headers for a ``--size``-byte /predict body and all of it but the last byte, and wait. The
+server answers each 408 (body deadline) or 503 (in-flight budget) and closes. RSS is read
+while they wait and again once every connection is closed; a second round shows whether the
+memory is reused. Bounded: the clients, their bytes and the waits are fixed; nothing but
+127.0.0.1 and the server started here is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "packages/inference-server")]
+
+from tests.live import running_server  # noqa: E402 - the server suite's live-server helper
+
+
+def worker_rss_mb(pids: list[int]) -> list[float]:
+    """RSS of each worker, MB."""
+    return [round(psutil.Process(pid).memory_info().rss / 1e6, 1) for pid in pids]
+
+
+def attack(port: int, clients: int, size: int) -> list[socket.socket]:
+    """Open ``clients`` connections, each stalled one byte short of a ``size``-byte body."""
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % size
+    body = b" " * (size - 1)
+    stalled = []
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.send(head + body)  # what the kernel takes now; the rest is never sent
+        stalled.append(sock)
+    return stalled
+
+
+def main() -> int:
+    """Run the rounds and print RSS per worker at each step."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=400)
+    parser.add_argument("--size", type=int, default=1024 * 1024)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--hold", type=float, default=3.0, help="seconds the clients wait")
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        running_server(
+            Path(scratch), INFERENCE_LOG_REQUESTS="false", **dict(a.split("=", 1) for a in args.env)
+        ) as server,
+    ):
+        pids = server.workers()
+        print(f"workers {pids}: RSS before {worker_rss_mb(pids)} MB")
+        for round_ in range(1, args.rounds + 1):
+            stalled = attack(server.port, args.clients, args.size)
+            time.sleep(args.hold)
+            during = worker_rss_mb(pids)
+            for sock in stalled:
+                sock.close()
+            time.sleep(2)
+            print(
+                f"round {round_}: {args.clients} clients x {args.size:,} bytes:"
+                f" RSS during {during} MB, after {worker_rss_mb(pids)} MB"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
