@@ -1,0 +1,86 @@
+"""The worker's response: one socket write per answer, and Gunicorn's framing unchanged."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+
+from inference_server.worker import CoalescingResponse
+
+
+class RecordingSocket:
+    """Records each sendall() call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        """Record one write."""
+        self.writes.append(bytes(data))
+
+
+def _request(method: str = "POST", version: tuple[int, int] = (1, 1)) -> Any:
+    return SimpleNamespace(
+        version=version, method=method, should_close=lambda: False, headers=[], uri="/predict"
+    )
+
+
+def _answer(cls: type, headers: list[tuple[str, str]], *bodies: bytes, **req: Any) -> list[bytes]:
+    sock = RecordingSocket()
+    response = cls(_request(**req), sock, Config())
+    response.start_response("200 OK", headers)
+    for body in bodies:
+        response.write(body)
+    response.close()
+    return sock.writes
+
+
+def _without_date(data: bytes) -> bytes:
+    return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+def test_head_and_body_go_out_in_one_write() -> None:
+    headers = [("Content-Type", "application/json"), ("Content-Length", "2")]
+    writes = _answer(CoalescingResponse, headers, b"{}")
+    assert len(writes) == 1
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\n{}")
+    assert _without_date(writes[0]) == _without_date(
+        b"".join(_answer(wsgi.Response, headers, b"{}"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "bodies", "request_args"),
+    [
+        ([("Content-Length", "0")], (), {}),  # no body: the head goes out on close
+        ([("Content-Length", "6")], (b"abc", b"def"), {}),  # later writes unchanged
+        ([], (b"abc", b"def"), {}),  # no length: chunked, as Gunicorn frames it
+        ([("Content-Length", "2")], (b"{}",), {"method": "HEAD"}),  # no body on HEAD
+        ([("Content-Length", "2")], (b"{}",), {"version": (1, 0)}),
+    ],
+)
+def test_bytes_on_the_wire_are_gunicorns(
+    headers: list[tuple[str, str]], bodies: tuple[bytes, ...], request_args: dict[str, Any]
+) -> None:
+    """Whatever the answer's shape, the same bytes as Gunicorn's own response, in order."""
+    ours = b"".join(_answer(CoalescingResponse, headers, *bodies, **request_args))
+    theirs = b"".join(_answer(wsgi.Response, headers, *bodies, **request_args))
+    assert _without_date(ours) == _without_date(theirs)
+    assert ours.startswith(b"HTTP/1.")
+
+
+def test_headers_sent_only_once_they_are_on_the_wire() -> None:
+    """Gunicorn answers an app's late error only while no head went out."""
+    sock = RecordingSocket()
+    response = CoalescingResponse(_request(), sock, Config())
+    response.start_response("200 OK", [("Content-Length", "2")])
+    response.send_headers()
+    assert not response.headers_sent
+    assert sock.writes == []
+    response.write(b"{}")
+    assert response.headers_sent
