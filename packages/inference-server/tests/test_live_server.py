@@ -135,7 +135,9 @@ def test_tritonclient_default_binary_mode(server: Server, dtype: type) -> None:
             httpclient.InferRequestedOutput("predict_proba"),
         ]
         result = client.infer("iris", [tensor], outputs=outputs)
-        assert result.get_output("predict_proba")["parameters"]["binary_data_size"] == 2 * 3 * 8
+        size = 2 * 3 * np.dtype(dtype).itemsize  # probabilities come in the input's datatype
+        assert result.get_output("predict_proba")["parameters"]["binary_data_size"] == size
+        assert result.as_numpy("predict_proba").dtype == dtype
         assert result.as_numpy("predict").tolist() == [0, 2]
         proba = result.as_numpy("predict_proba")
         assert proba.shape == (2, 3)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 import inference_server
+import iris_model
 from inference_server.lifecycle import LIFECYCLE_KEY
 
 from .conftest import SETOSA, VIRGINICA
@@ -100,10 +102,27 @@ def test_infer_both_outputs_and_id(client: FlaskClient) -> None:
     assert body["id"] == "42"
     proba, predict = body["outputs"]
     assert proba["name"] == "predict_proba"
+    assert proba["datatype"] == "FP32"  # the input's datatype
     assert proba["shape"] == [1, 3]
     assert len(proba["data"]) == 3
-    assert abs(sum(proba["data"]) - 1) < 1e-9
+    assert abs(sum(proba["data"]) - 1) < 1e-6
     assert predict["data"] == [0]
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_probabilities_come_in_the_inputs_datatype(client: FlaskClient, datatype: str) -> None:
+    """FP32 in, FP32 out (the FP64 values rounded once, written in their shortest form)."""
+    body = client.post(
+        INFER,
+        json={"inputs": [tensor(SETOSA, [1, 4], datatype)], "outputs": [{"name": "predict_proba"}]},
+    ).get_json()
+    (proba,) = body["outputs"]
+    assert proba["datatype"] == datatype
+    full = iris_model.train(seed=42).model.predict_proba([SETOSA])[0]
+    if datatype == "FP64":
+        assert proba["data"] == full.tolist()
+    else:
+        assert proba["data"] == [float(str(v)) for v in full.astype(np.float32)]
 
 
 BAD_INFER = [

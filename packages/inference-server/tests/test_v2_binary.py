@@ -66,7 +66,7 @@ def read_answer(headers: Any, body: bytes) -> dict[str, Any]:
         size = output.get("parameters", {}).get("binary_data_size")
         if size is None:
             continue
-        dtype = "<i8" if output["datatype"] == "INT64" else "<f8"
+        dtype = {"INT64": "<i8", "FP32": "<f4", "FP64": "<f8"}[output["datatype"]]
         output["data"] = np.frombuffer(body[offset : offset + size], dtype=dtype).tolist()
         offset += size
     assert offset == len(body)
@@ -186,7 +186,10 @@ def test_binary_in_binary_out(client: FlaskClient, datatype: str) -> None:
             "outputs": [{"name": "predict_proba"}],
         },
     ).get_json()
-    np.testing.assert_allclose(proba["data"], reference["outputs"][0]["data"], rtol=1e-12)
+    assert proba["datatype"] == reference["outputs"][0]["datatype"] == datatype
+    # Binary: the exact values; JSON: each one's shortest form, which reads back the same.
+    dtype = DTYPES[datatype]
+    assert np.asarray(reference["outputs"][0]["data"], dtype).tolist() == proba["data"]
 
 
 def test_binary_in_json_out(client: FlaskClient) -> None:

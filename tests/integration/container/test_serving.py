@@ -94,8 +94,9 @@ def test_tritonclient_defaults_binary_tensors(server: Server, dtype: type) -> No
         assert result.get_output("predict")["parameters"]["binary_data_size"] == 2 * 8
         assert result.as_numpy("predict").tolist() == [1, 0]
         proba = result.as_numpy("predict_proba")
+        assert proba.dtype == dtype  # probabilities come in the input's datatype
         assert proba.shape == (2, 3)
-        assert proba.sum(axis=1) == pytest.approx([1.0, 1.0])
+        assert proba.sum(axis=1) == pytest.approx([1.0, 1.0], rel=1e-6)
     finally:
         client.close()
 

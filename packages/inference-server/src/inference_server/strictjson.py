@@ -232,8 +232,19 @@ def json_type(value: Any) -> str:
 
 
 def dumps(obj: Any) -> bytes:
-    """Encode with orjson; fall back to ASCII-escaped stdlib JSON for unencodable strings."""
+    """Encode with orjson; fall back to ASCII-escaped stdlib JSON for unencodable strings.
+
+    NumPy arrays become JSON arrays, float32 values in their shortest form (0.1).
+    """
     try:
-        return orjson.dumps(obj)
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:
-        return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+        return json.dumps(
+            obj, allow_nan=False, separators=(",", ":"), default=_numpy_to_list
+        ).encode()
+
+
+def _numpy_to_list(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,9 +1,10 @@
 """Open Inference Protocol (KServe V2) over REST: ``infer`` and the model's metadata.
 
 Input: one FP32 or FP64 tensor of shape ``[n, n_features]``, ``data`` flat (row-major) or
-nested. Outputs: ``predict`` (INT64, ``[n]``) and/or ``predict_proba`` (FP64,
-``[n, n_classes]``); without an ``outputs`` list the answer holds ``predict`` only. A request
-``id`` is echoed.
+nested. Outputs: ``predict`` (INT64, ``[n]``) and/or ``predict_proba`` (``[n, n_classes]``,
+in the input's datatype: FP32 in, FP32 out, as a model that computes in FP32 would answer;
+the model computes in FP64 and the values are rounded once, at the end); without an
+``outputs`` list the answer holds ``predict`` only. A request ``id`` is echoed.
 
 Binary tensor data extension (Triton's ``binary_tensor_data``, what ``tritonclient.http``
 sends by default): the ``Inference-Header-Content-Length`` header gives the length of the
@@ -52,7 +53,8 @@ BINARY_HEADER = "Inference-Header-Content-Length"
 BINARY_MIMETYPE = "application/octet-stream"
 BINARY_EXTENSION = "binary_tensor_data"
 #: Byte layout of each input datatype in binary form (little-endian, row-major).
-_BINARY_INPUTS: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+#: Each float datatype's little-endian NumPy type (binary tensors, FP32 probabilities).
+_FLOAT_TYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 #: A longer header value cannot be a length within any accepted body (int() stays cheap).
 _MAX_LENGTH_DIGITS = 18
 
@@ -97,7 +99,7 @@ def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, An
             },
             {
                 "name": "predict_proba",
-                "datatype": "FP64",
+                "datatype": "FP32",  # the input's: FP64 when the input is FP64
                 "shape": [-1, len(classes)],
                 "parameters": {"classes": classes},
             },
@@ -107,11 +109,19 @@ def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, An
 
 @dataclass(frozen=True, slots=True)
 class InferContext:
-    """What ``render`` needs again: request id (echoed), outputs in order, which are binary."""
+    """What ``render`` needs again about a request.
+
+    Attributes:
+        request_id: Echoed in the answer.
+        outputs: The outputs in order.
+        binary: Which of them go in binary form.
+        proba_datatype: The datatype of ``predict_proba`` (the input's).
+    """
 
     request_id: str | None
     outputs: tuple[str, ...]
     binary: tuple[bool, ...]
+    proba_datatype: str = "FP64"
 
 
 _DEFAULT = InferContext(None, ("predict",), (False,))
@@ -188,7 +198,7 @@ def _binary_rows(
             ],
         )
     n_rows = _rows_of(tensor["shape"], n_features)
-    dtype = _BINARY_INPUTS[tensor["datatype"]]
+    dtype = _FLOAT_TYPES[tensor["datatype"]]
     expected = n_rows * n_features * dtype.itemsize
     if size != expected:
         raise ApiError(
@@ -203,6 +213,11 @@ def _binary_rows(
             f" binary_data_size add up to {size}",
         )
     return np.frombuffer(binary, dtype=dtype).reshape(n_rows, n_features)
+
+
+def _probabilities(prediction: Prediction, datatype: str) -> npt.NDArray[Any]:
+    """The probability matrix in ``datatype`` (little-endian, as binary tensors are sent)."""
+    return np.asarray(prediction.probability_matrix, dtype=_FLOAT_TYPES[datatype])
 
 
 def _rows_of(shape: Any, n_features: int) -> int:
@@ -339,7 +354,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         if request_id is None and outputs == _DEFAULT.outputs and as_binary == _DEFAULT.binary:
             context = _DEFAULT
         else:
-            context = InferContext(request_id, outputs, as_binary)
+            context = InferContext(request_id, outputs, as_binary, tensor["datatype"])
         return Call(rows, "predict_proba" in outputs, context)
 
     def render(self, call: Call[InferContext], prediction: Prediction) -> Answer:
@@ -359,12 +374,17 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                     }
                 )
             else:
+                datatype = call.context.proba_datatype
                 outputs.append(
                     {
                         "name": name,
-                        "datatype": "FP64",
+                        "datatype": datatype,
                         "shape": [n_rows, len(prediction.classes)],
-                        "data": prediction.flat_probabilities,
+                        # FP32 as a float32 array: orjson writes each value's shortest float32
+                        # form (0.1, not 0.10000000149011612).
+                        "data": prediction.flat_probabilities
+                        if datatype == "FP64"
+                        else _probabilities(prediction, datatype).ravel(),
                     }
                 )
         answer: dict[str, Any] = {**self._identity, "outputs": outputs}
@@ -382,10 +402,10 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                 array = prediction.index_array.astype("<i8", copy=False)
                 output: dict[str, Any] = {"name": name, "datatype": "INT64", "shape": [n_rows]}
             else:
-                array = np.asarray(prediction.probability_matrix, dtype="<f8")
+                array = _probabilities(prediction, call.context.proba_datatype)
                 output = {
                     "name": name,
-                    "datatype": "FP64",
+                    "datatype": call.context.proba_datatype,
                     "shape": [n_rows, len(prediction.classes)],
                 }
             if as_binary:
@@ -393,7 +413,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                 output["parameters"] = {"binary_data_size": len(raw)}
                 chunks.append(raw)
             else:
-                output["data"] = array.ravel().tolist()
+                output["data"] = array.ravel()
             outputs.append(output)
         answer: dict[str, Any] = {**self._identity, "outputs": outputs}
         if call.context.request_id is not None:
