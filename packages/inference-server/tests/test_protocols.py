@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from inference_server.protocols import (
     Prediction,
     SeedProtocol,
 )
+from inference_server.protocols.batches import plain_batch
 from inference_server.strictjson import InvalidJSONError
 
 NO_HEADERS = EnvironHeaders({})
@@ -177,7 +180,7 @@ def test_v2_outputs_in_the_order_asked_with_id() -> None:
         "outputs": [
             {
                 "name": "predict_proba",
-                "datatype": "FP64",
+                "datatype": "FP32",  # the input's
                 "shape": [2, 3],
                 "data": [0.5, 0.5, 0.0, 0.0, 0.1, 0.9],
             },
@@ -261,3 +264,112 @@ def test_number_rows_keep_the_librarys_answers(rows: list[Any], extra: dict[str,
         return  # refused before the rows (e.g. 'instances' that is not an array of rows)
     model = _iris()
     assert _outcome(model, call.rows) == _outcome(model, json.loads(body)["instances"])
+
+
+# Text fragments that put plain batches next to near-misses: nested and ragged rows, other
+# value types, duplicate or escaped keys, a byte-order mark, odd whitespace and numbers.
+_number_text = st.sampled_from(
+    ["5.1", "-0", "-0.0", "3", "1e3", "2E-3", "1e400", "1000000", "1000001", "-1e6",
+     "18446744073709551616", "9007199254740993", "0.1e-320", "true", "null", '"1"', "[]",
+     "[1]", "{}"]
+)  # fmt: skip
+
+
+_plain_number = st.sampled_from(
+    ["5.1", "-0", "-0.0", "3", "1e3", "2E-3", "1000000", "-1e6", "0.1e-320", "9007199254740993"]
+)
+
+
+def _row(values: list[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
+@st.composite
+def _batch_texts(draw: st.DrawFn) -> bytes:
+    plain_row = st.lists(_plain_number, min_size=4, max_size=4).map(_row)
+    near_miss = st.lists(_number_text, min_size=3, max_size=5).map(_row) | _number_text
+    rows = draw(st.lists(st.one_of(plain_row, plain_row, plain_row, near_miss), max_size=5))
+    members = [f'"instances": [{",".join(rows)}]']
+    members += draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    '"probabilities": true',
+                    '"probabilities": false',
+                    '"probabilities": 1',
+                    '"instances": [[1, 2, 3, 4]]',
+                    '"instan\\u0063es": []',
+                    '"features": [1]',
+                    '"x": null',
+                    '"probabilities": {"a": 1}',
+                ]
+            ),
+            max_size=draw(st.sampled_from([0, 0, 1, 2])),
+        )
+    )
+    members = draw(st.permutations(members))
+    space = draw(st.sampled_from(["", " ", "\n", "\t"]))
+    text = "{" + space + ("," + space).join(members) + space + "}"
+    prefix = draw(st.sampled_from([b"", b"", b" ", b"\xef\xbb\xbf"]))
+    return prefix + text.encode()
+
+
+_SEED_FLAGS = frozenset({"probabilities"})
+
+
+def _general_call(protocol: Any, body: bytes) -> Any:
+    """``protocol.parse`` with the simdjson path switched off."""
+    module = sys.modules[type(protocol).__module__]
+    with mock.patch.object(module, "plain_batch", return_value=None):
+        return protocol.parse(body, NO_HEADERS)
+
+
+@seed(20261201)
+@settings(max_examples=500, deadline=None)
+@given(body=_batch_texts())
+def test_plain_batches_parse_as_the_general_path_does(body: bytes) -> None:
+    """Whenever the simdjson path takes a body, the general path gives the same call."""
+    for protocol in (SeedProtocol(), KServeV1Protocol("m")):
+        protocol.n_features = 4
+        allowed = _SEED_FLAGS if isinstance(protocol, SeedProtocol) else frozenset()
+        fast = plain_batch(body, 4, protocol.max_rows, allowed)
+        if fast is None:
+            continue
+        general = _general_call(protocol, body)
+        matrix, flags = fast
+        assert np.asarray(general.rows, dtype=np.float64).tobytes() == matrix.tobytes()
+        assert general.probabilities == flags.get("probabilities", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "n_features"),
+    [
+        (b'{"instances": [[1, 2, 3, [4, 5, 6, 7]], 8]}', 4),  # simdjson would flatten it
+        (b'{"instances": [[1, 2, 3], [4, 5, 6, 7, 8]]}', 4),  # ragged, right total
+        (b'{"instances": [[], [1, 2]]}', 1),  # an empty row beside a long one
+        (b'{"instances": [[1, 2, 3, 4]], "instances": [[5, 6, 7, 8]]}', 4),
+        (b'{"instances": [[1, 2, 3, 4]], "instan\\u0063es": [[5, 6, 7, 8]]}', 4),
+        (b'\xef\xbb\xbf{"instances": [[1, 2, 3, 4]]}', 4),
+        (b'{"instances": [[1, 2, 3, 4]], "probabilities": "yes"}', 4),
+        (b'{"instances": [[1, 2, 3, true]]}', 4),
+        (b'{"instances": [[1, 2, 3, 1e400]]}', 4),
+        (b'{"instances": [[1, 2, 3, 1000001]]}', 4),  # out of range: the library's message
+        (b'{"instances": [[1, 2, 3, 4]], "x": {"y": [1, 2, 3, 4]}}', 4),
+        (b'{"instances": []}', 4),
+    ],
+)
+def test_plain_batch_leaves_every_near_miss_to_the_general_path(
+    body: bytes, n_features: int
+) -> None:
+    assert plain_batch(body, n_features, 10_000, _SEED_FLAGS) is None
+
+
+def test_plain_batch_takes_a_plain_batch_with_its_flag() -> None:
+    found = plain_batch(
+        b'{"probabilities": true, "instances": [[1, 2], [3.5, -0.0]]}', 2, 10, _SEED_FLAGS
+    )
+    assert found is not None
+    matrix, flags = found
+    assert matrix.tolist() == [[1.0, 2.0], [3.5, -0.0]]
+    assert flags == {"probabilities": True}
+    assert plain_batch(b'{"instances": [[1, 2], [3, 4], [5, 6]]}', 2, 2) is None  # over max_rows

@@ -17,6 +17,7 @@ from inference_server.protocols.base import (
     number_rows,
     refuse_unknown,
 )
+from inference_server.protocols.batches import plain_batch
 
 _KEYS = frozenset({"instances"})
 
@@ -55,6 +56,9 @@ class KServeV1Protocol(PredictionProtocol[None]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[None]:
         """Only ``instances``."""
+        batch = plain_batch(body, self.n_features, self.max_rows)
+        if batch is not None:
+            return Call(batch[0], False, None)
         decoded = json_object(body, self.max_rows)
         document = decoded.value
         refuse_unknown(document, _KEYS)

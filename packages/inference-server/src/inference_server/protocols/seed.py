@@ -22,10 +22,12 @@ from inference_server.protocols.base import (
     number_rows,
     refuse_unknown,
 )
+from inference_server.protocols.batches import plain_batch
 from inference_server.strictjson import json_type
 
 ROUTE = "/predict"
 _KEYS = frozenset({"features", "instances", "probabilities"})
+_FLAGS = frozenset({"probabilities"})
 
 
 class SeedProtocol(PredictionProtocol[bool]):
@@ -35,6 +37,10 @@ class SeedProtocol(PredictionProtocol[bool]):
 
     def parse(self, body: bytes, headers: Headers) -> Call[bool]:
         """``features`` or ``instances``, and the optional ``probabilities`` flag."""
+        batch = plain_batch(body, self.n_features, self.max_rows, _FLAGS)
+        if batch is not None:
+            matrix, flags = batch
+            return Call(matrix, flags.get("probabilities", False), False)
         decoded = json_object(body, self.max_rows)
         document = decoded.value
         refuse_unknown(document, _KEYS)
