@@ -113,12 +113,23 @@ class Outline:
         return int(np.cumsum(steps, dtype=np.int32).max())
 
 
-@dataclass(frozen=True, slots=True)
 class Decoded:
-    """A decoded JSON text and its :class:`Outline`."""
+    """A decoded JSON text, and its :class:`Outline` (counted when first asked for)."""
 
-    value: Any
-    outline: Outline
+    __slots__ = ("_data", "_outline", "value")
+
+    def __init__(self, value: Any, data: bytes, outline: Outline | None = None) -> None:
+        """``value`` decoded from ``data``; ``outline`` if already counted."""
+        self.value = value
+        self._data = data
+        self._outline = outline
+
+    @property
+    def outline(self) -> Outline:
+        """The text's :class:`Outline`."""
+        if self._outline is None:
+            self._outline = Outline.of(self._data)
+        return self._outline
 
 
 def max_depth(data: bytes) -> int:
@@ -145,10 +156,12 @@ def decode_if_proven(data: bytes) -> Decoded | None:
     lone surrogates, a BOM and numbers that overflow to infinity (all go to the strict
     decoder, which also accepts some of them: it then decides). The remaining differences:
 
-    - Duplicate keys (orjson keeps the last). Once orjson has accepted the text, its
-      :class:`Outline` is exact: when the decoded objects and their keys add up to the
-      outline's, none was dropped. Otherwise the strict decoder reads the skeleton, which
-      holds every key: a duplicate there is the strict decoder's own error.
+    - Duplicate keys (orjson keeps the last). Every decoded object comes from a distinct
+      ``{`` byte and every key from a distinct ``:`` byte, so when the decoded objects and
+      keys add up to the body's ``{`` and ``:`` bytes, none was dropped. Inside strings those
+      bytes only make the raw counts too high; the :class:`Outline` counts them exactly
+      (outside strings), and when even those do not add up, the strict decoder reads the
+      skeleton, which holds every key: a duplicate there is the strict decoder's own error.
     - Integers beyond 64 bits (orjson makes them floats): any run of 19+ digits falls back.
     - Depth: see ``_MAX_FAST_DEPTH``.
     """
@@ -158,12 +171,15 @@ def decode_if_proven(data: bytes) -> Decoded | None:
         return None
     if _LONG_DIGITS in data.translate(_DIGITS):
         return None
-    outline = Outline.of(data)
-    if outline.objects + outline.arrays > _MAX_FAST_DEPTH and outline.depth() > _MAX_FAST_DEPTH:
-        return None
+    braces = data.count(b"{")
+    outline = None
+    if braces + data.count(b"[") > _MAX_FAST_DEPTH:
+        outline = Outline.of(data)
+        if outline.objects + outline.arrays > _MAX_FAST_DEPTH and outline.depth() > _MAX_FAST_DEPTH:
+            return None
     objects = keys = 0
     stack = [value]
-    while stack and objects < outline.objects:
+    while stack and objects < braces:
         item = stack.pop()
         if type(item) is dict:
             objects += 1
@@ -171,9 +187,13 @@ def decode_if_proven(data: bytes) -> Decoded | None:
             stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
         elif type(item) is list:
             stack.extend(v for v in item if type(v) is dict or type(v) is list)
+    if objects == braces and keys == data.count(b":"):
+        return Decoded(value, data, outline)
+    # Fewer than the raw counts: every object was visited, so these are the decoded totals.
+    outline = outline or Outline.of(data)
     if objects != outline.objects or keys != outline.keys:
         _strict_decode(skeleton(data))
-    return Decoded(value, outline)
+    return Decoded(value, data, outline)
 
 
 def decode(data: bytes) -> Decoded:
@@ -186,7 +206,7 @@ def decode(data: bytes) -> Decoded:
     decoded = decode_if_proven(data)
     if decoded is not None:
         return decoded
-    return Decoded(_strict_decode(data), Outline.of(data))
+    return Decoded(_strict_decode(data), data)
 
 
 def loads(data: bytes) -> Any:
