@@ -49,7 +49,7 @@ def plain_batch(
     if not 0 < n_rows <= max_rows or not body.lstrip(_JSON_WHITESPACE).startswith(b"{"):
         return None  # (simdjson would skip a byte-order mark)
     try:
-        document = simdjson.Parser().parse(body)
+        document: Any = simdjson.Parser().parse(body)
     except (ValueError, RuntimeError):  # invalid JSON or UTF-8, a number out of range
         return None
     values = _flag_values(document, flags)
@@ -91,7 +91,11 @@ def _flag_values(document: Any, flags: frozenset[str]) -> dict[str, bool] | None
         return None
     if not set(keys) <= flags | {"instances"}:
         return None
-    values = {key: document[key] for key in keys if key != "instances"}
-    if any(type(value) is not bool for value in values.values()):
-        return None
+    values: dict[str, bool] = {}
+    for key in keys:
+        if key != "instances":
+            value = document[key]
+            if type(value) is not bool:
+                return None
+            values[key] = value
     return values
