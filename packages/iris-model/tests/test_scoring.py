@@ -163,3 +163,14 @@ def test_string_labels_map_to_indices() -> None:
 def test_linear_scorer_is_chosen_for_plain_logistic_regression(trained_model: IrisModel) -> None:
     """The trained model takes the fast path."""
     assert isinstance(scorer_for(trained_model.estimator), LinearScorer)
+
+
+def test_scores_stay_exact_as_batches_grow_and_shrink(trained_model: IrisModel) -> None:
+    """The kept row-repeated intercept gives sklearn's bits for every batch size."""
+    estimator = trained_model.estimator
+    scorer = LinearScorer(estimator)
+    rng = np.random.default_rng(7)
+    for n_rows in (1, 5, 1000, 3, 2000, 20_000, 7):  # 20,000 rows x 3: past the kept copy
+        matrix = rng.uniform(-10, 10, size=(n_rows, 4))
+        assert np.array_equal(scorer.decision_function(matrix), estimator.decision_function(matrix))
+        assert np.array_equal(scorer.predict_proba(matrix), estimator.predict_proba(matrix))

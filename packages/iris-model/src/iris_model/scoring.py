@@ -26,6 +26,8 @@ Matrix = npt.NDArray[np.float64]
 # Scores below this can be subtracted from one another without overflowing a float64.
 _SAFE_SCORE = 1e300
 Indices = npt.NDArray[np.int64]
+# Scores of at most this many values get the intercept from a kept row-repeated copy (512 KiB).
+_MAX_TILED_VALUES = 65_536
 
 
 class Scorer(Protocol):
@@ -48,6 +50,10 @@ class LinearScorer:
         # same rounding.
         self._coef_t: Matrix = estimator.coef_.T
         self._intercept: Matrix = estimator.intercept_
+        # The intercept repeated once per row, for the largest batch scored so far: adding it
+        # row by row is the same float additions as broadcasting it, without NumPy's
+        # broadcast loop over a few columns at a time (half the cost of a batch's scores).
+        self._intercept_rows: Matrix = self._intercept.reshape(1, -1)
         # Two classes: one row of coefficients scores the second class (a sigmoid, not softmax).
         self._binary = estimator.coef_.shape[0] == 1
         # Validated rows are within ±MAX_ABS_FEATURE, so |score| is at most this bound. For
@@ -68,15 +74,26 @@ class LinearScorer:
                 client can use that, so the row is refused instead.
         """
         if not self._may_overflow:
-            scores: Matrix = matrix @ self._coef_t + self._intercept
-            return scores
+            return self._plus_intercept(matrix @ self._coef_t)
         with np.errstate(over="ignore", invalid="ignore"):
-            scores = matrix @ self._coef_t + self._intercept
+            scores = self._plus_intercept(matrix @ self._coef_t)
         finite = np.isfinite(scores)
         if not finite.all():
             row = int(np.argwhere(~finite)[0][0])
             raise InvalidInputError(f"row {row}: values too large to score (the scores overflow)")
         return scores
+
+    def _plus_intercept(self, products: Matrix) -> Matrix:
+        """``products + intercept_``, in place (bit for bit what sklearn's broadcast adds)."""
+        n_rows = len(products)
+        if products.size > _MAX_TILED_VALUES:  # a huge batch (evaluation): keep no copy
+            products += self._intercept
+            return products
+        rows = self._intercept_rows
+        if len(rows) < n_rows:
+            rows = self._intercept_rows = np.tile(self._intercept, (n_rows, 1))
+        products += rows[:n_rows]
+        return products
 
     def predict(self, matrix: Matrix) -> Indices:
         """Return the argmax of the linear scores (binary: whether the score is positive)."""
