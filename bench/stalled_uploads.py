@@ -23,10 +23,9 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests/support"), str(ROOT / "packages/inference-server")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.live import running_server  # noqa: E402 - the server suite's live-server helper
+from servers import Server, clean_env, free_port
 
 
 def worker_rss_mb(pids: list[int]) -> list[float]:
@@ -56,27 +55,41 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024 * 1024)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--hold", type=float, default=3.0, help="seconds the clients wait")
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        running_server(
-            Path(scratch), INFERENCE_LOG_REQUESTS="false", **dict(a.split("=", 1) for a in args.env)
-        ) as server,
-    ):
-        pids = server.workers()
-        print(f"workers {pids}: RSS before {worker_rss_mb(pids)} MB")
-        for round_ in range(1, args.rounds + 1):
-            stalled = attack(server.port, args.clients, args.size)
-            time.sleep(args.hold)
-            during = worker_rss_mb(pids)
-            for sock in stalled:
-                sock.close()
-            time.sleep(2)
-            print(
-                f"round {round_}: {args.clients} clients x {args.size:,} bytes:"
-                f" RSS during {during} MB, after {worker_rss_mb(pids)} MB"
-            )
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-stalled-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "prometheus").mkdir()
+        env = clean_env(
+            dict(item.split("=", 1) for item in args.env)
+            | {
+                "INFERENCE_BIND": f"127.0.0.1:{port}",
+                "INFERENCE_LOG_REQUESTS": "false",
+                "PROMETHEUS_MULTIPROC_DIR": str(scratch / "prometheus"),
+            }
+        )
+        argv = [sys.executable, "-m", "inference_server"]
+        server = Server("server", argv, env, port, scratch / "server.log", ("predict",))
+        try:
+            server.start()
+            server.wait_ready(args.start_timeout)
+            pids = server.pids()[1:]  # the workers
+            print(f"workers {pids}: RSS before {worker_rss_mb(pids)} MB")
+            for round_ in range(1, args.rounds + 1):
+                stalled = attack(port, args.clients, args.size)
+                time.sleep(args.hold)
+                during = worker_rss_mb(pids)
+                for sock in stalled:
+                    sock.close()
+                time.sleep(2)
+                print(
+                    f"round {round_}: {args.clients} clients x {args.size:,} bytes:"
+                    f" RSS during {during} MB, after {worker_rss_mb(pids)} MB"
+                )
+        finally:
+            server.stop()
     return 0
 
 
