@@ -373,3 +373,16 @@ def test_plain_batch_takes_a_plain_batch_with_its_flag() -> None:
     assert matrix.tolist() == [[1.0, 2.0], [3.5, -0.0]]
     assert flags == {"probabilities": True}
     assert plain_batch(b'{"instances": [[1, 2], [3, 4], [5, 6]]}', 2, 2) is None  # over max_rows
+
+
+def test_v2_json_rows_of_numbers_reach_the_library_as_a_matrix() -> None:
+    """The general path's number_rows turns number-only rows into a matrix, lists otherwise."""
+    protocol = OpenInferenceProtocol("m", 2)
+    protocol.n_features = 2
+    tensor = {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2.5, 3, 4]}
+    call = protocol.parse(encode({"inputs": [tensor]}), NO_HEADERS)
+    assert isinstance(call.rows, np.ndarray)
+    assert call.rows.tolist() == [[1.0, 2.5], [3.0, 4.0]]
+    tensor["data"] = [1, 2.5, 3, True]
+    call = protocol.parse(encode({"inputs": [tensor]}), NO_HEADERS)
+    assert call.rows == [[1, 2.5], [3, True]]  # left to the library, which names the bool

@@ -7,8 +7,9 @@ silently. So :func:`decode` uses orjson's result only when it provably equals th
 decoder's (:func:`decode_if_proven`) and otherwise decodes again with the strict decoder, which
 then makes every error message. Looking for duplicate keys needs only the objects, so when
 the proof fails the strict decoder first reads a skeleton of the body with its number arrays
-emptied. The proof counts the body's bytes into an :class:`Outline`, which callers reuse
-(what kinds of values a body holds). Encoding uses orjson. Nothing here knows HTTP: reading
+emptied. When raw byte counts cannot settle the proof, the body's bytes are counted outside
+strings into an :class:`Outline`, which callers may also ask for (what kinds of values a
+body holds). Encoding uses orjson. Nothing here knows HTTP: reading
 bodies is :mod:`inference_server.bodies`, statuses are :mod:`inference_server.errors`.
 """
 

@@ -10,9 +10,9 @@ every connection that is ready, so they are served in turn. ``bench/trace_worker
 shows the run lengths of one connection before and after.
 
 Gunicorn writes an answer's status line and headers, then its body, in two socket writes.
-Every answer of this server is one body of known length, so :class:`CoalescingResponse`
-holds the head back and sends it with the first body bytes: one send() per answer instead of
-two, which is most of what a small answer costs the kernel and the event loop.
+:class:`CoalescingResponse` holds the head back and sends it with the first body bytes: one
+send() per answer of a single body instead of two (answers in several pieces or chunked keep
+Gunicorn's framing; only the head moves).
 """
 
 from __future__ import annotations

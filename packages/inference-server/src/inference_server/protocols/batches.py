@@ -8,8 +8,8 @@ one buffer, with no Python object per number.
 
 It flattens nested arrays and keeps duplicate keys, so :func:`plain_batch` takes its result
 only when the body's bytes prove the shape (see there); any other body returns None and
-takes the general path, which makes every error message. A hypothesis test holds the two
-paths to the same call for every body this one accepts.
+takes the general path, which makes every error message. A hypothesis test over generated
+plain and near-miss bodies holds the two paths to the same call whenever this one accepts.
 """
 
 from __future__ import annotations
