@@ -64,5 +64,8 @@ def test_model_carries_its_metadata(training: TrainingResult) -> None:
     assert meta["versions"]["scikit-learn"]
     assert meta["metrics"]["accuracy"] == training.evaluation.accuracy
     assert len(meta["golden"]) == 3
-    assert meta["golden"][0]["input"] == [5.1, 3.5, 1.4, 0.2]
+    assert meta["golden"][0]["input"] == dict(zip(FEATURE_NAMES, [5.1, 3.5, 1.4, 0.2], strict=True))
+    assert meta["schema"]["columns"][0] == {
+        "name": FEATURE_NAMES[0], "type": "number", "nullable": False
+    }  # fmt: skip
     assert meta["golden"][0]["prediction"] == 0
