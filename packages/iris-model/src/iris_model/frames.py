@@ -122,7 +122,9 @@ def _from_mapping(rows: Mapping[Any, Any], names: Sequence[str], max_rows: int) 
     return _checked(values, lengths.pop(), max_rows, None, _position)
 
 
-def _from_records(rows: Sequence[Mapping[Any, Any]], names: Sequence[str], max_rows: int) -> Columns:
+def _from_records(
+    rows: Sequence[Mapping[Any, Any]], names: Sequence[str], max_rows: int
+) -> Columns:
     _check_batch_size(len(rows), max_rows)
     expected = set(names)
     for i, record in enumerate(rows):
@@ -131,7 +133,9 @@ def _from_records(rows: Sequence[Mapping[Any, Any]], names: Sequence[str], max_r
                 match_columns(list(record), names, "row")
             except InvalidInputError as exc:
                 raise InvalidInputError(f"row {i}: {exc}") from None
-    return _checked(_objects([[r[n] for r in rows] for n in names]), len(rows), max_rows, None, _position)
+    return _checked(
+        _objects([[r[n] for r in rows] for n in names]), len(rows), max_rows, None, _position
+    )
 
 
 def _checked(
@@ -191,7 +195,9 @@ def check_column(
             return values
         for i, value in enumerate(values.tolist()):
             if not missing[i] and not isinstance(value, bool | np.bool_):
-                raise InvalidInputError(f"{where(i)}: expected true or false, got {_describe(value)}")
+                raise InvalidInputError(
+                    f"{where(i)}: expected true or false, got {_describe(value)}"
+                )
         return _with_nan(values, missing) if missing.any() else values.astype(bool)
     items = values.tolist()
     if column.type == "string" and values.dtype.kind != "U":
@@ -247,7 +253,9 @@ def _numbers(
         for i, value in enumerate(items):
             if is_missing(value):
                 if not column.nullable:
-                    raise InvalidInputError(f"{where(i)}: a missing value, and the column allows none")
+                    raise InvalidInputError(
+                        f"{where(i)}: a missing value, and the column allows none"
+                    )
                 numbers[i] = np.nan
             else:
                 numbers[i] = _to_float(value, where(i), max_abs)
@@ -267,7 +275,9 @@ def _numbers(
             fractional = np.isfinite(numbers) & (numbers != np.round(numbers))
         if fractional.any():
             i = int(np.argmax(fractional))
-            raise InvalidInputError(f"{where(i)}: expected a whole number, got {float(numbers[i])!r}")
+            raise InvalidInputError(
+                f"{where(i)}: expected a whole number, got {float(numbers[i])!r}"
+            )
         if kind in "iu":
             return values.astype(np.int64)
         if not np.isnan(numbers).any() and magnitude.max() < 2.0**63:

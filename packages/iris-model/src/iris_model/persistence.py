@@ -359,27 +359,64 @@ def _directory_digest(file_digests: dict[str, str]) -> str:
 
 
 def _check_permissions(directory: Path) -> None:
-    """Refuse a model that any local user could replace; warn if the group could."""
-    for path in (directory, directory / MANIFEST_FILE, directory / MODEL_FILE):
-        try:
-            mode = path.stat().st_mode
-            # A read-only mount (a Kubernetes ConfigMap or PVC mounted readOnly, whose
-            # directory is 0777) lets nobody write, whatever the mode bits say.
-            if os.statvfs(path).f_flag & os.ST_RDONLY:
-                continue
-        except OSError:
-            continue  # a missing file is reported by the step that needs it
-        if mode & stat.S_IWOTH:
+    """Refuse a model that any local user could replace; warn if the group could.
+
+    The model files must resolve inside the model directory (a symlink out of it would put
+    the model's safety in another directory's hands; a Kubernetes volume's ``..data`` links
+    stay inside). Then the files, the directory and every directory above it up to the
+    root, resolved: one writable by every user is refused, one writable by its group warned
+    about. A world-writable parent with the sticky bit (``/tmp``) is tolerated when the
+    entry in it that leads to the model is owned by this user or root: the sticky bit lets
+    only that owner rename or remove it, so others cannot swap the path underneath.
+    """
+    try:
+        resolved = directory.resolve(strict=True)
+    except OSError:
+        return  # a missing directory is reported by the step that needs it
+    files = []
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        real = (directory / name).resolve()
+        if not real.is_relative_to(resolved):
             raise ModelLoadError(
-                f"{path} is writable by every user (mode {stat.filemode(mode)}); anyone on the"
-                " host could swap the model: remove the write bit for others (chmod o-w)"
+                f"{directory / name} is a symlink to {real}, outside the model directory;"
+                " copy the file into the directory instead"
             )
-        if mode & stat.S_IWGRP:
-            _log.warning(
-                "%s is group-writable (mode %s): members of its group could swap the model",
-                path,
-                stat.filemode(mode),
-            )
+        files.append(real)
+    chain = [resolved, *resolved.parents]
+    for path in files:
+        _check_mode(path, os.stat(path).st_mode if path.exists() else 0)
+    for child, path in zip([None, *chain], chain, strict=False):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        mode = info.st_mode
+        if child is not None and mode & stat.S_IWOTH and mode & stat.S_ISVTX:
+            owner = child.stat().st_uid
+            if owner in (os.geteuid(), 0):
+                continue  # /tmp and its kind: only the owner may rename the entry
+        _check_mode(path, mode)
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    try:
+        # A read-only mount (a Kubernetes ConfigMap or PVC mounted readOnly, whose
+        # directory is 0777) lets nobody write, whatever the mode bits say.
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return
+    except OSError:
+        return  # a missing file is reported by the step that needs it
+    if mode & stat.S_IWOTH:
+        raise ModelLoadError(
+            f"{path} is writable by every user (mode {stat.filemode(mode)}); anyone on the"
+            " host could swap the model: remove the write bit for others (chmod o-w)"
+        )
+    if mode & stat.S_IWGRP:
+        _log.warning(
+            "%s is group-writable (mode %s): members of its group could swap the model",
+            path,
+            stat.filemode(mode),
+        )
 
 
 def file_sha256(path: Path) -> str:
