@@ -69,9 +69,7 @@ def _inside(parent: Path, saved_dir: Path, mode: int) -> Path:
     return moved
 
 
-def test_a_model_inside_a_world_writable_parent_is_refused(
-    saved_dir: Path, tmp_path: Path
-) -> None:
+def test_a_model_inside_a_world_writable_parent_is_refused(saved_dir: Path, tmp_path: Path) -> None:
     """Anyone could rename the model directory away and put another in its place."""
     model_dir = _inside(tmp_path / "open", saved_dir, 0o777)
     with pytest.raises(ModelLoadError, match=r"open is writable by every user"):

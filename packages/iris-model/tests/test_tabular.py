@@ -49,8 +49,8 @@ def houses() -> tuple[pd.DataFrame, pd.Series]:
 
 @pytest.fixture(scope="module")
 def trained(houses: tuple[pd.DataFrame, pd.Series]) -> iris_model.TrainingResult:
-    X, y = houses
-    return iris_model.train(X, y, estimator=_pipeline(), cv_folds=0)
+    x, y = houses
+    return iris_model.train(x, y, estimator=_pipeline(), cv_folds=0)
 
 
 def test_the_schema_is_inferred_from_the_frame(trained: iris_model.TrainingResult) -> None:
@@ -72,23 +72,25 @@ def test_a_mixed_pipeline_predicts_like_scikit_learn(
     trained: iris_model.TrainingResult, houses: tuple[pd.DataFrame, pd.Series]
 ) -> None:
     """ColumnTransformer by name, one-hot and imputation: the model answers as the pipeline."""
-    model, X_test = trained.model, trained.X_test
-    expected = model.estimator.predict_proba(X_test)
-    np.testing.assert_array_equal(model.predict_proba(X_test), expected)
+    model, x_test = trained.model, trained.X_test
+    expected = model.estimator.predict_proba(x_test)
+    np.testing.assert_array_equal(model.predict_proba(x_test), expected)
     assert not model.uses_fast_path
     assert trained.evaluation.accuracy > 0.7  # the labels follow the columns
-    shuffled = X_test[list(reversed(X_test.columns))]
+    shuffled = x_test[list(reversed(x_test.columns))]
     np.testing.assert_array_equal(model.predict_proba(shuffled), expected)
 
 
 def test_dicts_of_columns_and_row_dicts_are_rows(trained: iris_model.TrainingResult) -> None:
     """The server's forms: a dict of columns, a list of row dicts, one row dict."""
-    model, X_test = trained.model, trained.X_test.iloc[:5]
-    expected = model.predict(X_test).tolist()
-    columns = {name: X_test[name].astype(object).tolist() for name in X_test.columns}
+    model, x_test = trained.model, trained.X_test.iloc[:5]
+    expected = model.predict(x_test).tolist()
+    columns = {name: x_test[name].astype(object).tolist() for name in x_test.columns}
     columns["price"] = [None if pd.isna(v) else v for v in columns["price"]]
     columns["area"] = [None if pd.isna(v) else v for v in columns["area"]]
-    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values())]
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
     assert model.predict(columns).tolist() == expected
     assert model.predict(rows).tolist() == expected
     assert model.predict(rows[0]).tolist() == expected[:1]
@@ -128,23 +130,24 @@ def test_missing_values_pass_where_the_schema_allows(trained: iris_model.Trainin
 
 def test_unknown_strings_follow_the_estimator(houses: tuple[pd.DataFrame, pd.Series]) -> None:
     """An encoder that ignores unknown values gets them; one that refuses them: refused by name."""
-    X, y = houses
-    row = X.iloc[:1].assign(region="atlantis")
-    ignoring = iris_model.train(X, y, estimator=_pipeline(), cv_folds=0).model
+    x, y = houses
+    row = x.iloc[:1].assign(region="atlantis")
+    ignoring = iris_model.train(x, y, estimator=_pipeline(), cv_folds=0).model
     assert ignoring.schema["region"].categories is None  # type: ignore[index]
     assert len(ignoring.predict(row)) == 1
-    refusing = iris_model.train(X, y, estimator=_pipeline(handle_unknown="error"), cv_folds=0)
-    assert refusing.model.schema["region"].categories  # type: ignore[index] == ("east", "north", "south", "west")
+    refusing = iris_model.train(x, y, estimator=_pipeline(handle_unknown="error"), cv_folds=0)
+    known = refusing.model.schema["region"].categories  # type: ignore[index]
+    assert known == ("east", "north", "south", "west")
     with pytest.raises(InvalidInputError, match="column 'region': unknown value 'atlantis'"):
         refusing.model.predict(row)
 
 
 def test_native_missing_values_and_categories(houses: tuple[pd.DataFrame, pd.Series]) -> None:
     """HistGradientBoosting takes NaN and categories itself: the estimator gets the dtypes."""
-    X, y = houses
+    x, y = houses
     estimator = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=20)
-    model, _ = iris_model.train(X.drop(columns=["region"]), y, estimator=estimator, cv_folds=0)
-    row = X.drop(columns=["region"]).iloc[:2]
+    model, _ = iris_model.train(x.drop(columns=["region"]), y, estimator=estimator, cv_folds=0)
+    row = x.drop(columns=["region"]).iloc[:2]
     np.testing.assert_array_equal(model.predict_proba(row), model.estimator.predict_proba(row))
 
 

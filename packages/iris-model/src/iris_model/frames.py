@@ -115,9 +115,8 @@ def _from_mapping(rows: Mapping[Any, Any], names: Sequence[str], max_rows: int) 
         )
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:
-        raise InvalidInputError(
-            f"columns differ in length ({', '.join(f'{n!r}: {len(c)}' for n, c in zip(names, columns, strict=True))})"  # noqa: E501
-        )
+        shown = ", ".join(f"{n!r}: {len(c)}" for n, c in zip(names, columns, strict=True))
+        raise InvalidInputError(f"columns differ in length ({shown})")
     values = [c.to_numpy() if _is_series(c) else np.asarray(c, dtype=object) for c in columns]
     return _checked(values, lengths.pop(), max_rows, None, _position)
 
@@ -248,17 +247,7 @@ def _numbers(
     elif kind == "b":
         raise InvalidInputError(f"{where(0)}: expected a finite number, got {values[0]!r} (bool)")
     else:
-        items = values.tolist()
-        numbers = np.empty(len(items), dtype=np.float64)
-        for i, value in enumerate(items):
-            if is_missing(value):
-                if not column.nullable:
-                    raise InvalidInputError(
-                        f"{where(i)}: a missing value, and the column allows none"
-                    )
-                numbers[i] = np.nan
-            else:
-                numbers[i] = _to_float(value, where(i), max_abs)
+        numbers = _walk_numbers(column, values, where, max_abs)
     magnitude = np.abs(numbers)
     if not magnitude.max() <= max_abs:
         bad = ~(magnitude <= max_abs)
@@ -271,17 +260,39 @@ def _numbers(
                 raise InvalidInputError(f"{where(i)}: a missing value, and the column allows none")
             _to_float(float(numbers[i]), where(i), max_abs)  # raises, naming the problem
     if column.type == "integer":
-        with np.errstate(invalid="ignore"):
-            fractional = np.isfinite(numbers) & (numbers != np.round(numbers))
-        if fractional.any():
-            i = int(np.argmax(fractional))
-            raise InvalidInputError(
-                f"{where(i)}: expected a whole number, got {float(numbers[i])!r}"
-            )
-        if kind in "iu":
-            return values.astype(np.int64)
-        if not np.isnan(numbers).any() and magnitude.max() < 2.0**63:
-            return numbers.astype(np.int64)
+        return _whole(values, numbers, where)
+    return numbers
+
+
+def _whole(
+    values: npt.NDArray[Any], numbers: npt.NDArray[np.float64], where: Callable[[int], str]
+) -> npt.NDArray[Any]:
+    """An integer column's checked numbers: int64 when none is missing, else float64."""
+    with np.errstate(invalid="ignore"):
+        fractional = np.isfinite(numbers) & (numbers != np.round(numbers))
+    if fractional.any():
+        i = int(np.argmax(fractional))
+        raise InvalidInputError(f"{where(i)}: expected a whole number, got {float(numbers[i])!r}")
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if not np.isnan(numbers).any() and np.abs(numbers).max() < 2.0**63:
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _walk_numbers(
+    column: Column, values: npt.NDArray[Any], where: Callable[[int], str], max_abs: float
+) -> npt.NDArray[np.float64]:
+    """Object values one by one: numbers, and missing values where the column allows them."""
+    items = values.tolist()
+    numbers = np.empty(len(items), dtype=np.float64)
+    for i, value in enumerate(items):
+        if is_missing(value):
+            if not column.nullable:
+                raise InvalidInputError(f"{where(i)}: a missing value, and the column allows none")
+            numbers[i] = np.nan
+        else:
+            numbers[i] = _to_float(value, where(i), max_abs)
     return numbers
 
 

@@ -235,19 +235,23 @@ def _column_type(name: str, series: Any) -> tuple[ColumnType, tuple[Any, ...] | 
     if kind == "f":
         return "number", None
     if kind in "OUT" or str(dtype) in ("str", "string"):
-        types = {type(v) for v in series.dropna().tolist()}
-        if types <= {str} or all(issubclass(t, str) for t in types):
-            return "string", None
-        if all(issubclass(t, bool | np.bool_) for t in types):
-            return "boolean", None
-        if all(issubclass(t, int | float | np.number) and not issubclass(t, bool) for t in types):
-            return "number", None
-        shown = sorted(t.__name__ for t in types)
-        raise SchemaError(f"column {name!r} mixes value types {shown}; give it one type")
+        return _object_type(name, {type(v) for v in series.dropna().tolist()}), None
     raise SchemaError(
         f"column {name!r} has dtype {dtype}, which a model cannot take as is; convert it to"
         " numbers (e.g. epoch seconds) or strings first"
     )
+
+
+def _object_type(name: str, types: set[type]) -> ColumnType:
+    """The type of an object column from the types of its values (all alike, or refused)."""
+    if all(issubclass(t, str) for t in types):
+        return "string"
+    if all(issubclass(t, bool | np.bool_) for t in types):
+        return "boolean"
+    if all(issubclass(t, int | float | np.number) and not issubclass(t, bool) for t in types):
+        return "number"
+    shown = sorted(t.__name__ for t in types)
+    raise SchemaError(f"column {name!r} mixes value types {shown}; give it one type")
 
 
 def _plain(value: Any) -> Any:
