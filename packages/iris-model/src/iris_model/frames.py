@@ -71,7 +71,7 @@ def to_columns(rows: Any, schema: Schema, *, max_rows: int) -> Columns:
         return _checked(values, len(rows), max_rows, index, lambda i: row_name(index[i]))
     if pandas is not None and isinstance(rows, pandas.Series):
         row = series_row(rows, names)
-        index = pandas.Index([0 if rows.name is None else rows.name])
+        index = [0 if rows.name is None else rows.name]
         return _checked(_objects([[v] for v in row]), 1, max_rows, index, _label_of(index))
     if isinstance(rows, Mapping):
         return _from_mapping(rows, names, max_rows)

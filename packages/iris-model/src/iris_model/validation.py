@@ -98,14 +98,16 @@ def to_table(
                     spec=spec,
                     column_label=lambda j: _shorten(repr(feature_names[j])),
                 ),
-                pandas.Index([0 if rows.name is None else rows.name]),
+                [0 if rows.name is None else rows.name],  # an index for as_frame output
             )
     return Table(to_matrix(rows, n_features=len(feature_names), max_rows=max_rows, spec=spec), None)
 
 
 def series_row(series: Any, feature_names: Sequence[str]) -> list[Any]:
     """A Series indexed by feature names as one row's values, in the model's order."""
-    return [series.iloc[k] for k in match_columns(series.index.tolist(), feature_names, "Series")]
+    # tolist() once: a Series' per-item access costs microseconds a value.
+    values = series.tolist()
+    return [values[k] for k in match_columns(series.index.tolist(), feature_names, "Series")]
 
 
 def match_columns(labels: list[Any], feature_names: Sequence[str], what: str) -> list[int]:
