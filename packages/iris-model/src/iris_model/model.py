@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any, Final
 
 import numpy as np
@@ -400,6 +401,16 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self._fitted()
         return self.classes
 
+    def _repr_html_(self) -> str:
+        """The model and its schema (one row per column) as an HTML table, for notebooks."""
+        if self.schema is None:
+            return f"<p>{escape(repr(self))}</p>"
+        return _html_table(self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        # BaseEstimator's own bundle draws the estimator diagram; ours shows the schema.
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:  # noqa: N803 - BaseEstimator's signature
         parts = [type(self.estimator).__name__]
         if self._scorer is not None:
@@ -417,6 +428,18 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 
 _N_GOLDEN: Final = 3
+
+
+def _html_table(model: IrisModel) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(c.name)}</td><td>{c.type}</td><td>{'yes' if c.nullable else ''}</td>"
+        f"<td>{escape(', '.join(map(str, c.categories or ()))[:200])}</td></tr>"
+        for c in model.schema or ()
+    )
+    return (
+        f"<p><b>{escape(repr(model))}</b></p><table><tr><th>column</th><th>type</th>"
+        f"<th>missing allowed</th><th>known values</th></tr>{rows}</table>"
+    )
 
 
 def golden_pairs(model: IrisModel, rows: Any) -> list[dict[str, Any]]:

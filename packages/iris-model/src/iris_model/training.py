@@ -57,6 +57,27 @@ class TrainingResult:
         """Yield the model and its evaluation, for ``model, evaluation = train()``."""
         return iter((self.model, self.evaluation))
 
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        """``result[0]`` is the model, ``result[1]`` the evaluation, as unpacking gives."""
+        return (self.model, self.evaluation)[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingResult(model={self.model!r}, evaluation={self.evaluation!r},"
+            f" X_test={_shape(self.X_test)}, y_test={len(self.y_test)} labels)"
+        )
+
+    def _repr_html_(self) -> str:
+        """The model, its schema and its evaluation, as tables for a notebook."""
+        return self.model._repr_html_() + self.evaluation._repr_html_()
+
+
+def _shape(rows: Any) -> str:
+    return f"{type(rows).__name__} of {len(rows)} rows"
+
 
 def train(
     X: Any = None,  # noqa: N803 - scikit-learn's name
