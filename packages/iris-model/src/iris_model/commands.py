@@ -11,7 +11,14 @@ from typing import Any, TextIO
 
 from iris_model.errors import InvalidInputError
 from iris_model.model import IrisModel, infer_schema
-from iris_model.persistence import MANIFEST_FILE, MODEL_FILE, load, model_digest, read_manifest, save
+from iris_model.persistence import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    load,
+    model_digest,
+    read_manifest,
+    save,
+)
 from iris_model.pipelines import ESTIMATORS, default_pipeline
 from iris_model.schema import Schema, SchemaError
 from iris_model.tables import (
@@ -74,9 +81,7 @@ def train_command(args: argparse.Namespace) -> int:
         pipeline = default_pipeline(schema, args.estimator, args.seed)
         step = pipeline.steps[-1][0]  # hyperparameters are the classifier's
         params = {f"{step}__{key}": value for key, value in params.items()}
-        result = train(
-            rows, labels, estimator=pipeline, feature_names=names, **settings, **params
-        )
+        result = train(rows, labels, estimator=pipeline, feature_names=names, **settings, **params)
     model, evaluation = result
     directory = save(model, output, version=args.model_version)
     if args.json:

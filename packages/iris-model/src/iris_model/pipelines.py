@@ -40,9 +40,7 @@ def default_pipeline(schema: Schema, estimator: str = "logistic", seed: int = 42
     groups: dict[str, list[int]] = {"numbers": [], "text": [], "flags": []}
     missing: dict[str, bool] = dict.fromkeys(groups, False)
     for k, column in enumerate(schema.columns):
-        group = (
-            "numbers" if column.numeric else "flags" if column.type == "boolean" else "text"
-        )
+        group = "numbers" if column.numeric else "flags" if column.type == "boolean" else "text"
         groups[group].append(k)
         missing[group] = missing[group] or column.nullable
     parts = []

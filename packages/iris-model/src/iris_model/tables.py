@@ -57,9 +57,7 @@ def read_csv(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
             raise TableError(f"{name(path)}: duplicate column {duplicates[0]!r}")
         return header, list(_records(path, reader, len(header)))
     except csv.Error as exc:
-        raise TableError(
-            f"{name(path)} line {reader.line_num}: malformed CSV ({exc})"
-        ) from None
+        raise TableError(f"{name(path)} line {reader.line_num}: malformed CSV ({exc})") from None
 
 
 def _records(path: str, reader: Any, width: int) -> Iterator[tuple[int, list[str]]]:
@@ -94,9 +92,7 @@ def _no_constant(text: str) -> Any:
 
 
 # ------------------------------------------------------------------------ training
-def infer_columns(
-    header: list[str], records: list[tuple[int, list[str]]]
-) -> dict[str, list[Any]]:
+def infer_columns(header: list[str], records: list[tuple[int, list[str]]]) -> dict[str, list[Any]]:
     """Each CSV column's values, typed by what all of its cells are (empty: None).
 
     Whole numbers, else numbers, else true/false, else strings.
