@@ -28,7 +28,7 @@ import numpy as np
 ColumnType = Literal["number", "integer", "boolean", "string", "category"]
 COLUMN_TYPES: Final[tuple[str, ...]] = get_args(ColumnType)
 NUMERIC_TYPES: Final = frozenset({"number", "integer"})
-_KEYS: Final = frozenset({"name", "type", "nullable", "categories", "unknown"})
+_KEYS: Final = frozenset({"name", "type", "nullable", "categories"})
 
 
 class SchemaError(ValueError):
