@@ -108,3 +108,26 @@ def test_manifest_edits_still_load_when_harmless(saved_dir: Path) -> None:
     manifest["model_version"] = "7"
     (saved_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
     assert iris_model.load(saved_dir).version == "7"
+
+
+def test_swapped_names_of_a_matrix_model_fail_its_golden_pairs(saved_dir: Path) -> None:
+    """Iris is fitted on a matrix (no feature_names_in_): the named golden rows catch a swap."""
+    manifest = json.loads((saved_dir / MANIFEST_FILE).read_text())
+    manifest["feature_names"].reverse()
+    manifest["schema"]["columns"].reverse()
+    (saved_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="golden pair 0 no longer reproduces"):
+        iris_model.load(saved_dir)
+
+
+def test_a_manifest_from_before_schemas_still_loads(saved_dir: Path) -> None:
+    """No schema and positional golden inputs: all-number columns named by feature_names."""
+    manifest = json.loads((saved_dir / MANIFEST_FILE).read_text())
+    del manifest["schema"]
+    for pair in manifest["golden"]:
+        pair["input"] = [pair["input"][name] for name in manifest["feature_names"]]
+    (saved_dir / MANIFEST_FILE).write_text(json.dumps(manifest))
+    model = iris_model.load(saved_dir)
+    assert model.schema is not None
+    assert {column.type for column in model.schema} == {"number"}
+    assert model.uses_fast_path

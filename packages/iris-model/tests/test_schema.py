@@ -119,6 +119,8 @@ def typed() -> IrisModel:
         ({"s": "a", "n": True, "b": True}, "column 'n': expected a finite number, got True"),
         ({"s": "a", "n": 1e39, "b": True}, "too large for this model's scorer"),
         ({"s": "a", "n": None, "b": True}, "column 'n': a missing value"),
+        ({"s": ["a"], "n": np.zeros((1, 1)), "b": [True]}, "column 'n': expected one value per"),
+        ({"s": ["a"], "n": [10**400], "b": [True]}, "column 'n': 1000000"),
     ],
 )
 def test_every_input_form_is_checked_by_name(typed: IrisModel, rows: Any, fragment: str) -> None:

@@ -39,6 +39,9 @@ from iris_model.validation import (
 )
 
 _SEQUENCES = (list, tuple)
+# JSON's values: numbers convert in bulk; text, booleans and ints are never missing.
+_PLAIN_NUMBERS = frozenset({int, float, type(None)})
+_NEVER_MISSING = frozenset({str, bool, int})
 _ROWS = (list, tuple, np.ndarray)
 
 
@@ -113,11 +116,19 @@ def _from_mapping(rows: Mapping[Any, Any], names: Sequence[str], max_rows: int) 
             f"column {names[at]!r}: expected a list of values like the other columns,"
             f" got {_describe(columns[at])}"
         )
+    for column, values in zip(names, columns, strict=True):
+        if isinstance(values, np.ndarray) and values.ndim != 1:
+            raise InvalidInputError(
+                f"column {column!r}: expected one value per row, got shape {values.shape}"
+            )
     lengths = {len(c) for c in columns}
     if len(lengths) != 1:
         shown = ", ".join(f"{n!r}: {len(c)}" for n, c in zip(names, columns, strict=True))
         raise InvalidInputError(f"columns differ in length ({shown})")
-    values = [c.to_numpy() if _is_series(c) else np.asarray(c, dtype=object) for c in columns]
+    values = [
+        c.to_numpy() if _is_series(c) else c if isinstance(c, np.ndarray) else _objects([c])[0]
+        for c in columns
+    ]
     return _checked(values, lengths.pop(), max_rows, None, _position)
 
 
@@ -229,7 +240,10 @@ def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
         return nan
     if values.dtype.kind in "biuU":
         return np.zeros(len(values), dtype=bool)
-    return np.fromiter((is_missing(v) for v in values.tolist()), bool, len(values))
+    items = values.tolist()
+    if set(map(type, items)) <= _NEVER_MISSING:
+        return np.zeros(len(items), dtype=bool)
+    return np.fromiter((is_missing(v) for v in items), bool, len(items))
 
 
 def _with_nan(values: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) -> npt.NDArray[Any]:
@@ -283,8 +297,18 @@ def _whole(
 def _walk_numbers(
     column: Column, values: npt.NDArray[Any], where: Callable[[int], str], max_abs: float
 ) -> npt.NDArray[np.float64]:
-    """Object values one by one: numbers, and missing values where the column allows them."""
+    """Object values: numbers, and missing values where the column allows them.
+
+    Plain ints and floats (JSON's numbers) convert in bulk; anything else is walked one by
+    one, so the first culprit is named.
+    """
     items = values.tolist()
+    types = set(map(type, items))
+    if types <= _PLAIN_NUMBERS and (column.nullable or type(None) not in types):
+        try:
+            return np.array([np.nan if v is None else v for v in items], dtype=np.float64)
+        except OverflowError:  # an int beyond float64: the walk names it
+            pass
     numbers = np.empty(len(items), dtype=np.float64)
     for i, value in enumerate(items):
         if is_missing(value):
