@@ -31,6 +31,7 @@ from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.logs import REQUEST_ID_HEADER, AccessLog, request_id
 from inference_server.metrics import METRICS_KEY, UNMATCHED_ROUTE, Metrics
 from inference_server.protocols import kserve_v1, open_inference
+from inference_server.protocols.base import short_string
 from inference_server.strictjson import dumps
 
 
@@ -64,6 +65,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
 
     def served_version(version: str) -> None:
         """Raise 404 unless ``version`` is the served model's (the only one this server has)."""
+        short_string(version, "the model version in the path")
         if version != model.version:
             served = f"it serves {model.version}" if model.version else "it has no versions"
             raise ApiError(404, bounded(f"model {model_name} has no version {version!r}; {served}"))
