@@ -86,7 +86,9 @@ def test_headers_sent_only_once_they_are_on_the_wire() -> None:
     assert response.headers_sent
 
 
-@pytest.mark.parametrize(("status", "closes"), [(408, True), (413, True), (400, False), (200, False)])
+@pytest.mark.parametrize(
+    ("status", "closes"), [(408, True), (413, True), (400, False), (200, False)]
+)
 def test_408_and_413_close_the_connection_and_say_so(status: int, closes: bool) -> None:
     """After a body refused unread or not received in time, ``Connection: close``."""
     sock = RecordingSocket()
