@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import logging
 import os
 import platform
 import signal
@@ -302,3 +303,46 @@ def test_chunked_reader_refuses_bare_lf_and_overflowing_sizes(
     # Refused: at once. Waits: for bytes that never come (here, the end of the input).
     with pytest.raises(InvalidChunkSize if outcome == "refused" else NoMoreData):
         reader.read(100)
+
+
+def test_refused_requests_get_a_json_answer_and_access_line(
+    load_conf: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gunicorn's error answer is JSON and gets one access line with a bounded excerpt.
+
+    Its warning quoting the client's bytes is bounded too.
+    """
+    import socket  # noqa: PLC0415
+
+    from gunicorn.config import Config  # noqa: PLC0415
+
+    from inference_server.logs import ACCESS_LOGGER  # noqa: PLC0415
+
+    conf = load_conf()
+    quoted = "Invalid Request Line '" + "Q" * 4000 + "'"
+    access = logging.getLogger(ACCESS_LOGGER)
+    server_end, client_end = socket.socketpair()
+    with server_end, client_end, caplog.at_level(logging.INFO):
+        access.addHandler(caplog.handler)
+        try:
+            conf.write_json_error(server_end, 400, "Bad Request", quoted)
+        finally:
+            access.removeHandler(caplog.handler)
+        answer = client_end.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\nConnection: close")
+    assert len(json.loads(body)["error"]) <= 300
+    # By record identity: caplog's handler may see a record both directly and through root.
+    records = {id(r): r for r in caplog.records if r.name == ACCESS_LOGGER}
+    (line,) = [json.loads(r.getMessage()) for r in records.values()]
+    assert line["status"] == 400
+    assert (line["method"], line["path"], line["latency_ms"]) == (None, None, None)
+    assert line["rejected"].startswith("Bad Request: Invalid Request Line 'QQQ")
+    assert len(line["rejected"]) <= 300
+    cfg = Config()
+    cfg.set("logger_class", conf.logger_class)
+    logger = conf.logger_class(cfg)
+    with caplog.at_level(logging.WARNING, logger="gunicorn.error"):
+        logger.warning("Invalid request from ip=%s: %s", "127.0.0.1", quoted)
+    (warning,) = [r for r in caplog.records if r.name == "gunicorn.error"]
+    assert len(warning.getMessage()) <= 300

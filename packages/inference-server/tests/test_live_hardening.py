@@ -287,9 +287,7 @@ def test_stacked_transfer_codings_are_501_json_and_closed(server: Server, coding
         assert closed_by_server(sock, within=5)
 
 
-@pytest.mark.parametrize(
-    "hosts", [b"", b"Host: a\r\nHost: b\r\n"], ids=["no-host", "two-hosts"]
-)
+@pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"], ids=["no-host", "two-hosts"])
 def test_http11_needs_exactly_one_host(server: Server, hosts: bytes) -> None:
     """HTTP/1.1 without a Host, or with two, is 400 JSON; HTTP/1.0 needs none."""
     status, headers, body = raw(
@@ -333,7 +331,9 @@ def test_bad_chunk_size_lines_are_400_at_once(server: Server, chunks: bytes) -> 
     ],
     ids=["413-oversized", "408-after-100-continue"],
 )
-def test_413_and_408_say_close_and_close(server: Server, request_head: bytes, status: bytes) -> None:
+def test_413_and_408_say_close_and_close(
+    server: Server, request_head: bytes, status: bytes
+) -> None:
     """The connection is left mid-body: the answer says ``Connection: close``, then it closes."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
@@ -365,3 +365,28 @@ def _answer(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
         assert chunk, "closed mid-answer"
         rest += chunk
     return head, rest[:length] if match else rest
+
+
+def test_rejected_requests_get_one_bounded_json_access_line(server: Server) -> None:
+    """A request Gunicorn refuses is logged like any other: one JSON line, a bounded excerpt."""
+    marker = "Q" * 4000  # client bytes the parser quotes in its message
+    before = server.log.read_text().count(marker[:400])
+    status, _, _ = raw(server.port, f"GET /{marker}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 400
+    deadline = time.monotonic() + 10
+    lines: list[dict[str, object]] = []
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.1)
+        lines = [
+            json.loads(line)
+            for line in server.log.read_text().splitlines()
+            if line.startswith("{") and '"rejected"' in line and "QQQQ" in line
+        ]
+    (line,) = lines
+    assert line["status"] == 400
+    assert line["method"] is None
+    assert re.fullmatch(r"[0-9a-f]{32}", str(line["request_id"]))
+    assert line["remote_addr"] == "127.0.0.1"
+    assert len(str(line["rejected"])) <= 300
+    # Neither the access line nor Gunicorn's warning carries the client's 4 KB.
+    assert server.log.read_text().count(marker[:400]) == before

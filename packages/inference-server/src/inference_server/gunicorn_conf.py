@@ -9,6 +9,7 @@ termination arithmetic assumes graceful_timeout = 20 s.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import tempfile
@@ -93,17 +94,55 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     worker calls ``gunicorn.util.write_error`` for every one of them, so replacing that one
     function (here, in the master, before the workers fork) makes the README's promise true:
     every error is ``{"error": ...}``. The message may quote client input: bounded like ours.
+    Each also gets its JSON access-log line (:func:`log_rejected`).
     """
     from gunicorn import util  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
 
-    from inference_server.errors import error_bytes  # noqa: PLC0415
+    from inference_server.errors import bounded, error_bytes  # noqa: PLC0415
 
-    body = error_bytes(f"{reason}: {mesg}" if mesg else reason)
+    message = bounded(f"{reason}: {mesg}" if mesg else reason)
+    body = error_bytes(message)
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    try:
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+    finally:
+        log_rejected(sock, status_int, message)
+
+
+@functools.cache
+def _rejected_log() -> Any:
+    """This process's access log for refused requests, made on first use (in a worker)."""
+    from inference_server.logs import AccessLog  # noqa: PLC0415
+
+    return AccessLog()
+
+
+def log_rejected(sock: Any, status: int, message: str) -> None:
+    """One JSON access-log line for a request Gunicorn refused before the app saw it.
+
+    Method, path and latency are unknown here (null); ``rejected`` is the bounded answer,
+    JSON-escaped like every value of the line: no more client bytes than that.
+    """
+    if not _settings.log_requests:
+        return
+    from inference_server.logs import request_ids  # noqa: PLC0415
+
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        peer = None
+    _rejected_log().request(
+        None,
+        None,
+        status,
+        None,
+        request_id=request_ids(None)[0],
+        remote_addr=peer[0] if isinstance(peer, tuple) else None,
+        rejected=message,
+    )
 
 
 import gunicorn.http.message  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
@@ -192,6 +231,16 @@ class NoAccessLogger(Logger):  # type: ignore[misc,unused-ignore]
     access-log atoms of every request (~5 % of a worker's CPU in py-spy on ``/predict``) only
     for ``gunicorn.access`` to drop the record at WARNING. Error logging is unchanged.
     """
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Gunicorn's warnings, cut like error messages.
+
+        ``handle_error`` logs every refused request with the parser's message, which quotes
+        up to ~4 KB of the client's bytes; the access log has the bounded excerpt.
+        """
+        from inference_server.errors import bounded  # noqa: PLC0415
+
+        super().warning(bounded(str(msg) % args if args else str(msg)), **kwargs)
 
     @property
     def access_log_enabled(self) -> bool:
