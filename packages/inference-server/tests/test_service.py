@@ -47,7 +47,7 @@ def test_unexpected_error_is_logged_once_and_answered_500(
     assert "secret" not in response.get_data(as_text=True)
     records = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(records) == 1
-    assert "request_id=bug-1" in records[0].getMessage()
+    assert "client_request_id=bug-1" in records[0].getMessage()
     assert records[0].exc_info is not None
     assert "secret internal detail" in caplog.text
 

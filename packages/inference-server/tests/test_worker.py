@@ -84,3 +84,18 @@ def test_headers_sent_only_once_they_are_on_the_wire() -> None:
     assert sock.writes == []
     response.write(b"{}")
     assert response.headers_sent
+
+
+@pytest.mark.parametrize(
+    ("status", "closes"), [(408, True), (413, True), (400, False), (200, False)]
+)
+def test_408_and_413_close_the_connection_and_say_so(status: int, closes: bool) -> None:
+    """After a body refused unread or not received in time, ``Connection: close``."""
+    sock = RecordingSocket()
+    response = CoalescingResponse(_request(), sock, Config())
+    response.start_response(f"{status} X", [("Content-Length", "2")])
+    response.write(b"{}")
+    response.close()
+    assert response.should_close() is closes
+    connection = b"Connection: close" if closes else b"Connection: keep-alive"
+    assert connection in sock.writes[0]

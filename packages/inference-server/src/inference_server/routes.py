@@ -28,9 +28,10 @@ from inference_server.errors import (
     error_bytes,
 )
 from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
-from inference_server.logs import REQUEST_ID_HEADER, AccessLog, request_id
+from inference_server.logs import REQUEST_ID_HEADER, AccessLog, request_ids
 from inference_server.metrics import METRICS_KEY, UNMATCHED_ROUTE, Metrics
 from inference_server.protocols import kserve_v1, open_inference
+from inference_server.protocols.base import short_string
 from inference_server.strictjson import dumps
 
 
@@ -64,6 +65,7 @@ def blueprint(model_name: str, model: iris_model.IrisModel, openapi_document: by
 
     def served_version(version: str) -> None:
         """Raise 404 unless ``version`` is the served model's (the only one this server has)."""
+        short_string(version, "the model version in the path")
         if version != model.version:
             served = f"it serves {model.version}" if model.version else "it has no versions"
             raise ApiError(404, bounded(f"model {model_name} has no version {version!r}; {served}"))
@@ -183,10 +185,11 @@ class InferenceFlask(Flask):
     def log_exception(self, exc_info: Any) -> None:
         """Log an unhandled exception once, with method, path and request id."""
         self.logger.error(
-            "unexpected error on %s %s (request_id=%s)",
+            "unexpected error on %s %s (request_id=%s, client_request_id=%s)",
             request.method,
             request.path,
             g.get("request_id"),
+            g.get("client_request_id"),
             exc_info=exc_info,
         )
 
@@ -200,14 +203,15 @@ def init_flask(app: Flask, metrics: Metrics, access_log: AccessLog | None) -> No
     @app.before_request
     def start() -> None:
         g.started = time.perf_counter()
-        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id, g.client_request_id = request_ids(request.headers.get(REQUEST_ID_HEADER))
 
     @app.after_request
     def finish(response: Response) -> Response:
         rid: str | None = g.get("request_id")
         if rid is None:  # before_request did not run
             return response
-        response.headers[REQUEST_ID_HEADER] = rid
+        client_rid: str | None = g.get("client_request_id")
+        response.headers[REQUEST_ID_HEADER] = client_rid or rid
         elapsed = time.perf_counter() - g.started
         rule = request.url_rule
         route = rule.rule if rule is not None else UNMATCHED_ROUTE
@@ -220,5 +224,6 @@ def init_flask(app: Flask, metrics: Metrics, access_log: AccessLog | None) -> No
                 elapsed,
                 request_id=rid,
                 remote_addr=request.remote_addr,
+                client_request_id=client_rid,
             )
         return response

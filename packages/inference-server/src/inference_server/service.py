@@ -22,7 +22,7 @@ import iris_model
 from inference_server.auth import BearerAuth
 from inference_server.bodies import BodyReader, check_content_type
 from inference_server.errors import INTERNAL_ERROR, ApiError, api_error_for, error_bytes
-from inference_server.logs import REQUEST_ID_HEADER, AccessLog, request_id
+from inference_server.logs import REQUEST_ID_HEADER, AccessLog, request_ids
 from inference_server.metrics import Metrics
 from inference_server.protocols.base import (
     JSON_HEADERS,
@@ -93,21 +93,21 @@ class PredictionService:
         """Serve one WSGI request on ``protocol``'s route."""
         started = time.perf_counter()
         method = environ.get("REQUEST_METHOD", "")
-        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        rid, client_rid = request_ids(environ.get("HTTP_X_REQUEST_ID"))
         try:
             answer = self.answer(protocol, environ)
         except Exception as error:
             # Nothing in this frame may keep the exception past this block: its traceback
             # holds this frame, and such a cycle would keep whatever the failed request
             # held (a large body's chunks) until the cyclic GC ran.
-            answer = self._error_answer(error, method, protocol.route, rid)
+            answer = self._error_answer(error, method, protocol.route, rid, client_rid)
         status = answer.status
         start_response(
             _STATUS_LINES[status],
             [
                 *answer.headers,
                 ("Content-Length", str(len(answer.body))),
-                (REQUEST_ID_HEADER, rid),
+                (REQUEST_ID_HEADER, client_rid or rid),
             ],
         )
         elapsed = time.perf_counter() - started
@@ -120,15 +120,24 @@ class PredictionService:
                 elapsed,
                 request_id=rid,
                 remote_addr=environ.get("REMOTE_ADDR"),
+                client_request_id=client_rid,
             )
         return [answer.body]
 
     @staticmethod
-    def _error_answer(error: Exception, method: str, route: str, rid: str) -> Answer:
+    def _error_answer(
+        error: Exception, method: str, route: str, rid: str, client_rid: str | None
+    ) -> Answer:
         """The JSON answer to ``error``; an unexpected one is logged and answered 500."""
         api_error = api_error_for(error)
         if api_error is None:
-            logger.exception("unexpected error on %s %s (request_id=%s)", method, route, rid)
+            logger.exception(
+                "unexpected error on %s %s (request_id=%s, client_request_id=%s)",
+                method,
+                route,
+                rid,
+                client_rid,
+            )
             api_error = ApiError(500, INTERNAL_ERROR)
         return error_answer(api_error)
 

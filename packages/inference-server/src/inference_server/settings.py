@@ -148,6 +148,18 @@ def tokens(value: Any) -> tuple[bytes, ...]:
     )
 
 
+def inline_tokens(value: Any) -> tuple[bytes, ...]:
+    """:func:`tokens`, refusing a string that holds none (``""``, ``" , "``).
+
+    Set but blank would otherwise turn auth off while the operator meant it on: refused like
+    an empty token file. Unset (or an empty list in overrides) still means auth off.
+    """
+    found = tokens(value)
+    if not found and isinstance(value, str):
+        raise ValueError("is set but holds no token (unset it to turn auth off)")
+    return found
+
+
 # --- the model -------------------------------------------------------------------------------
 
 
@@ -248,7 +260,7 @@ class Settings:
     auth_tokens: tuple[bytes, ...] = setting(
         (),
         "INFERENCE_AUTH_TOKENS",
-        tokens,
+        inline_tokens,
         "bearer tokens, comma or whitespace separated; set: prediction routes need one",
         flag=None,
         shown_default="unset",
