@@ -25,13 +25,15 @@ from typing import Any, Final, Literal, cast, get_args
 
 import numpy as np
 
+from iris_model.errors import IrisModelError
+
 ColumnType = Literal["number", "integer", "boolean", "string", "category"]
 COLUMN_TYPES: Final[tuple[str, ...]] = get_args(ColumnType)
 NUMERIC_TYPES: Final = frozenset({"number", "integer"})
 _KEYS: Final = frozenset({"name", "type", "nullable", "categories"})
 
 
-class SchemaError(ValueError):
+class SchemaError(IrisModelError, ValueError):
     """A schema (given, inferred or read from a manifest) is not one this library can use.
 
     Callers turn it into their own domain error (:class:`~iris_model.TrainingError` at
