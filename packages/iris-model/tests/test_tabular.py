@@ -255,3 +255,17 @@ def test_save_of_a_hand_wrapped_pipeline_reports_probe_failures(tmp_path: Path) 
         iris_model.save(IrisModel(box_cox().fit(features, target)), tmp_path / "a")
     model = IrisModel(box_cox()).fit(features, target)
     assert iris_model.load(iris_model.save(model, tmp_path / "b")).classes == model.classes
+
+
+def test_a_hand_wrapped_pipeline_takes_a_schema_and_saves_with_schema_probes(
+    houses: tuple[pd.DataFrame, pd.Series], tmp_path: Path
+) -> None:
+    """IrisModel(fitted, schema=Schema.infer(X)): typed rows, and save() probes by type."""
+    x, y = houses
+    model = IrisModel(_pipeline().fit(x, y), schema=iris_model.Schema.infer(x))
+    assert model.predict(x.iloc[:4]).tolist() == model.estimator.predict(x.iloc[:4]).tolist()
+    iris_model.save(model, tmp_path)
+    golden = json.loads((tmp_path / MANIFEST_FILE).read_text())["golden"]
+    assert {row["input"]["kind"] for row in golden} <= {"flat", "house", "villa"}
+    assert {type(row["input"]["garden"]) for row in golden} == {bool}
+    assert iris_model.load(tmp_path).schema == model.schema
