@@ -18,7 +18,9 @@ import pytest
 from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
 
 import inference_server.gunicorn_conf as conf_module
-from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+from inference_server.http import gunicorn as machinery
+from inference_server.http.bodies import READ_CHUNK
+from inference_server.http.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.settings import specs
 
 #: The variables the config module reads (the settings model's Gunicorn scope).
@@ -46,7 +48,7 @@ def test_defaults(load_conf: Any) -> None:
     conf = load_conf()
     assert conf.bind == ["0.0.0.0:5000"]
     assert conf.workers == 2
-    assert conf.worker_class == "inference_server.worker.FairGeventWorker"
+    assert conf.worker_class == "inference_server.http.worker.FairGeventWorker"
     assert conf.threads == 4
     assert conf.timeout == 30
     assert conf.graceful_timeout == 20
@@ -228,7 +230,7 @@ def test_post_worker_init_freezes_the_loaded_app_for_the_gc(load_conf: Any) -> N
     try:
         conf.post_worker_init(worker)
         assert gc.get_freeze_count() >= len(made_by_the_worker)
-        assert gc.get_threshold()[0] == conf.GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == machinery.GC_YOUNG_THRESHOLD
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
@@ -239,7 +241,7 @@ def test_large_allocations_are_mapped_on_their_own(
     load_conf: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Glibc takes the fixed mmap threshold; an explicit MALLOC_MMAP_THRESHOLD_ wins."""
-    conf = load_conf()
-    assert conf.map_large_allocations(conf.READ_CHUNK) is True
+    load_conf()
+    assert machinery.map_large_allocations(READ_CHUNK) is True
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
-    assert conf.map_large_allocations(conf.READ_CHUNK) is False
+    assert machinery.map_large_allocations(READ_CHUNK) is False

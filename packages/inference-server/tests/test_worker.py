@@ -9,7 +9,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http import wsgi
 
-from inference_server.worker import CoalescingResponse
+from inference_server.http.worker import CoalescingResponse
 
 
 class RecordingSocket:
@@ -84,3 +84,38 @@ def test_headers_sent_only_once_they_are_on_the_wire() -> None:
     assert sock.writes == []
     response.write(b"{}")
     assert response.headers_sent
+
+
+def test_the_gunicorn_internals_patched_here_are_still_there() -> None:
+    """A Gunicorn upgrade that renames or reshapes what is patched fails here, not in prod.
+
+    The worker replaces ``gunicorn.http.wsgi.Response`` (and overrides its private
+    ``_emit_body``, ``send_headers`` and ``close``, reading ``headers_sent``, ``chunked`` and
+    ``default_headers()``); the config replaces ``gunicorn.util.write_error``.
+    """
+    import inspect  # noqa: PLC0415
+
+    from gunicorn import util  # noqa: PLC0415
+    from gunicorn.workers.ggevent import GeventWorker  # noqa: PLC0415
+
+    for name in ("_emit_body", "send_headers", "close", "default_headers", "can_sendfile"):
+        assert callable(getattr(wsgi.Response, name, None)), name
+    assert list(inspect.signature(wsgi.Response._emit_body).parameters) == ["self", "data"]
+    response = wsgi.Response(_request(), RecordingSocket(), Config())
+    assert (response.headers_sent, response.chunked) == (False, False)
+    assert list(inspect.signature(util.write_error).parameters) == [
+        "sock",
+        "status_int",
+        "reason",
+        "mesg",
+    ]
+    assert list(inspect.signature(GeventWorker.handle_request).parameters) == [
+        "self",
+        "listener_name",
+        "req",
+        "sock",
+        "addr",
+    ]
+    # gunicorn.workers.base builds answers through wsgi.create, which looks Response up in
+    # the module at call time: replacing the module attribute is what takes effect.
+    assert "response_class = Response" in inspect.getsource(wsgi.create)

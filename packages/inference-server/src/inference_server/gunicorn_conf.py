@@ -2,21 +2,16 @@
 
 Every value comes from :class:`inference_server.settings.Settings` (its ``gunicorn`` scope:
 variables, defaults and checks are defined there and listed in the package README); an
-invalid value stops Gunicorn with a message naming the variable. The Kubernetes manifests'
+invalid value stops Gunicorn with a message naming the variable. The machinery (hooks,
+logging, the worker) is :mod:`inference_server.http.gunicorn`. The Kubernetes manifests'
 termination arithmetic assumes graceful_timeout = 20 s.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import tempfile
 from pathlib import Path
-from typing import Any
-
-# types-gunicorn may or may not be installed with the lint tools: accept both.
-from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
 
 # One BLAS/OpenMP thread per worker: requests are small and the workers are the parallelism;
 # more threads only oversubscribe the cores. Set before NumPy is first imported (the settings
@@ -38,11 +33,11 @@ if _settings.metrics_dir is None:
 
 # Import the heavy, pure-code modules once, in the master, and move them to the GC's permanent
 # generation: forked workers then share those pages copy-on-write instead of each importing
-# NumPy/SciPy/scikit-learn/Flask privately (measured with `nox -s bench`: +98 MB -> +21 MB PSS
-# per extra worker). gc.freeze() matters: without it the first collection in a worker touches
-# every object header and un-shares the pages. No model is loaded and nothing numeric runs
-# here, so no OpenMP/BLAS thread pool exists at fork time (that hang is why preload_app stays
-# False below): each worker still creates its app and loads its model after the fork.
+# NumPy/SciPy/scikit-learn/Flask privately (the bench's memory rows: PSS per extra worker).
+# gc.freeze() matters: without it the first collection in a worker touches every object
+# header and un-shares the pages. No model is loaded and nothing numeric runs here, so no
+# OpenMP/BLAS thread pool exists at fork time (that hang is why preload_app stays False
+# below): each worker still creates its app and loads its model after the fork.
 import gc
 
 import flask  # noqa: F401
@@ -52,72 +47,29 @@ import prometheus_client  # noqa: F401
 import sklearn.linear_model  # noqa: F401
 
 import inference_server.app  # noqa: F401
-from inference_server.bodies import READ_CHUNK
+from inference_server.http import gunicorn as machinery
+from inference_server.http.bodies import READ_CHUNK
+from inference_server.http.gunicorn import (  # noqa: F401 - Gunicorn reads them by name
+    NoAccessLogger,
+    child_exit,
+    on_starting,
+    post_worker_init,
+)
 
 gc.freeze()
 
-#: glibc's mallopt() parameter number for the mmap threshold (<malloc.h>).
-_M_MMAP_THRESHOLD = -3
-
-
-def map_large_allocations(threshold: int) -> bool:
-    """Make glibc map every allocation of ``threshold`` bytes or more on its own pages.
-
-    A worker reads large bodies in chunks of ``bodies.READ_CHUNK`` bytes, up to
-    ``INFERENCE_BODY_BYTES_IN_FLIGHT`` at once, and frees them in bursts. glibc raises its
-    adaptive mmap threshold past that size as soon as one such chunk is freed, then serves
-    them from the heap, and a heap fragmented by them is never given back: after clients
-    stalled near the end of 1 MiB uploads, workers kept about a tenth more RSS for good
-    (bench/stalled_uploads.py). A fixed threshold maps each chunk alone and unmaps it when
-    freed. Returns whether the allocator took the setting (False off glibc, e.g. musl or
-    macOS, or when ``MALLOC_MMAP_THRESHOLD_`` in the environment already decided it).
-    """
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
-
-
-# In the master: forked workers inherit the allocator's settings.
-map_large_allocations(READ_CHUNK)
-
-
-def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """Gunicorn's answer to a request it cannot parse (400, 414, 431, 501...), as JSON.
-
-    Gunicorn answers these itself, before the app sees the request, with an HTML page. Its
-    worker calls ``gunicorn.util.write_error`` for every one of them, so replacing that one
-    function (here, in the master, before the workers fork) makes the README's promise true:
-    every error is ``{"error": ...}``. The message may quote client input: bounded like ours.
-    """
-    from gunicorn import util  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
-
-    from inference_server.errors import error_bytes  # noqa: PLC0415
-
-    body = error_bytes(f"{reason}: {mesg}" if mesg else reason)
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
-
-
-import gunicorn.util  # type: ignore[import-untyped,unused-ignore]  # noqa: E402
-
-gunicorn.util.write_error = write_json_error
+# In the master: forked workers inherit the allocator's settings and the JSON error pages.
+machinery.map_large_allocations(READ_CHUNK)
+machinery.install_json_errors()
 
 bind = [_settings.bind]
 workers = _settings.workers
 # gevent, chosen by measurement (see the package README): sync workers cannot keep
 # connections alive; sync and gthread workers block a thread per client still sending its
 # headers, while gevent keeps answering /healthz next to hundreds of them.
-# "gevent" runs Gunicorn's gevent worker with one change (inference_server.worker): it yields
-# after every answer, so one fast keep-alive client cannot starve the worker's others.
-worker_class = {"gevent": "inference_server.worker.FairGeventWorker"}.get(
+# "gevent" runs Gunicorn's gevent worker with one change (inference_server.http.worker): it
+# yields after every answer, so one fast keep-alive client cannot starve the worker's others.
+worker_class = {"gevent": machinery.FAIR_GEVENT_WORKER}.get(
     _settings.worker_class, _settings.worker_class
 )
 worker_connections = _settings.worker_connections
@@ -136,91 +88,6 @@ control_socket_disable = True
 # Models are loaded in each worker, not in the master: no fork after OpenMP/BLAS threads start.
 preload_app = False
 accesslog = None  # the app writes one JSON line per request itself
-
-
-class NoAccessLogger(Logger):  # type: ignore[misc,unused-ignore]
-    """Gunicorn's logger without its access log: the app writes its own JSON line.
-
-    Because ``logconfig_dict`` is set, Gunicorn's ``Logger.access`` would build the
-    access-log atoms of every request (~5 % of a worker's CPU in py-spy on ``/predict``) only
-    for ``gunicorn.access`` to drop the record at WARNING. Error logging is unchanged.
-    """
-
-    @property
-    def access_log_enabled(self) -> bool:
-        """Never: protocol handlers use this to skip building access-log data."""
-        return False
-
-    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
-        """Do nothing (see the class docstring)."""
-        return
-
-
 logger_class = NoAccessLogger
 loglevel = _settings.log_level
-logconfig_dict: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "root": {"level": loglevel.upper(), "handlers": ["stdout"]},
-    "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
-        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "stream": "ext://sys.stdout",
-        }
-    },
-    "formatters": {
-        "plain": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"}
-    },
-}
-
-
-def on_starting(server: Any) -> None:
-    """Empty the metrics directory: files of a previous run would be summed in."""
-    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-
-
-#: Allocations between young-generation collections (Python's default is 700). A 1,000-row
-#: JSON batch allocates a list per row, all alive until the answer is sent: at the default,
-#: each request ran one or two collections that walked all of them, to free nothing (request
-#: objects are freed by reference counting; cycles are rare and small).
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def post_worker_init(worker: Any) -> None:
-    """Freeze the loaded app for the GC; make SIGTERM flip readiness to 503, then drain."""
-    from inference_server.lifecycle import LIFECYCLE_KEY  # noqa: PLC0415
-
-    # The app and its model were built in this worker, after the master's freeze: without a
-    # second one, a full collection walks all of them (tens of milliseconds in which the
-    # worker answers none of its connections). Frozen, it walks only what requests left.
-    # bench/trace_worker.py prints each worker's collections and the longest pause.
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
-    lifecycle = getattr(worker.wsgi, "extensions", {}).get(LIFECYCLE_KEY)
-    if lifecycle is None:  # another WSGI app served with this config
-        worker.log.warning("no inference_server lifecycle: readiness is not tied to SIGTERM")
-        return
-    gunicorn_handler = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        lifecycle.begin_shutdown()
-        if callable(gunicorn_handler):
-            gunicorn_handler(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    """Mark a dead worker's gauges so /metrics stops reporting them."""
-    from prometheus_client import multiprocess  # noqa: PLC0415
-
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+logconfig_dict = machinery.logconfig(loglevel)
