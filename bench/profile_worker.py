@@ -29,8 +29,11 @@ from workloads import WORKLOAD_LABELS, make_workloads
 # First matching (substring of file path or function) wins; checked against each frame.
 AREAS = [
     ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("logging", ("/logging/", "inference_server/logs.py")),
-    ("JSON decode", ("json/decoder.py", "json/__init__.py", "strictjson.py:loads", "_unique_keys")),
+    ("logging", ("/logging/", "inference_server/http/logs.py")),
+    (
+        "JSON decode",
+        ("json/decoder.py", "json/__init__.py", "strictjson.py:decode", "_unique_keys"),
+    ),
     ("JSON encode (orjson)", ("strictjson.py:dumps", "orjson")),
     ("request body read", ("bodies.py:read", "gunicorn/http/body.py")),
     ("validation (iris_model.validation)", ("iris_model/validation.py",)),
