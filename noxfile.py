@@ -166,14 +166,16 @@ BUILD_PROMETHEUS = ROOT / "tools" / "local-cluster" / "build-prometheus.sh"
 
 
 def find_promtool(session: nox.Session) -> str | None:
-    """Find promtool: $PROMTOOL, PATH, or built once from the Go module proxy (pinned version).
+    """promtool: $PROMTOOL, else built once from the Go module proxy (pinned version).
 
-    None, with a warning, when neither it nor Go is available (an error in CI).
+    PATH is not searched: a promtool installed by hand on one machine would hide a missing
+    build step (issue 22). Without Go: PATH, else None with a warning (an error in CI).
     """
-    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
-    if found:
-        return found
+    if os.environ.get("PROMTOOL"):
+        return os.environ["PROMTOOL"]
     if go_binary() is None:
+        if found := shutil.which("promtool"):
+            return found
         message = "promtool is missing and Go is not installed to build it (go.dev/doc/install)"
         if IN_CI:
             session.error(message)
@@ -378,33 +380,14 @@ def bench(session: nox.Session) -> None:
         workload = args[1] if len(args) > 1 else "predict"
         session.run("python", str(ROOT / "bench" / "profile_worker.py"), "--workload", workload)
         return
-    vegeta = vegeta_binary(session)
+    vegeta = go_tool(session, VEGETA, required=False)
     session.run(
         "python", str(ROOT / "bench" / "run.py"), *(["--vegeta", vegeta] if vegeta else []), *args
     )
 
 
-# The open-loop load generator of the bench, built from the Go module proxy once per cache.
+# The open-loop load generator of the bench, built from the Go module proxy once per version.
 VEGETA = "github.com/tsenart/vegeta/v12@v12.13.0"
-
-
-def vegeta_binary(session: nox.Session) -> str | None:
-    """Vegeta from PATH, else built with `go install` into nox's cache (None: no Go)."""
-    found = shutil.which("vegeta")
-    if found:
-        return found
-    gobin = Path(session.cache_dir) / "go-bin" / VEGETA.rsplit("@", 1)[1]
-    binary = gobin / "vegeta"
-    if binary.exists():
-        return str(binary)
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-    if go is None:
-        session.warn("Go is missing: the fixed-rate (vegeta) rows of the bench are skipped")
-        return None
-    session.run(go, "install", VEGETA, env={"GOBIN": str(gobin)}, external=True)
-    return str(binary)
 
 
 @nox.session(default=False, reuse_venv=False)
@@ -488,19 +471,35 @@ def go_binary() -> str | None:
     return shutil.which("go") or (str(fallback) if fallback.is_file() else None)
 
 
-def go_tool(session: nox.Session, module: str) -> str | None:
-    """`go install module@version` into nox's cache (once); None, with a message, without Go."""
+# Go programs the sessions build, one directory per module version, beside the CI cluster's
+# builds (tools/local-cluster/build.sh): outside the checkout, so a clean clone reuses them.
+GO_TOOLS_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ml-model" / "go-tools"
+).resolve()
+
+
+def go_tool(session: nox.Session, module: str, *, required: bool = True) -> str | None:
+    """`go install module@version` into the project's cache (once) and return the binary.
+
+    The only way the sessions get a Go program: never from PATH, so that a copy installed by
+    hand cannot hide a missing build step. Without Go: None with a warning, or an error in CI
+    when the tool is `required`.
+    """
+    path, version = module.rsplit("@", 1)
+    parts = path.split("/")
+    # `go install` names the binary after the last path element that is not a major version.
+    name = parts[-2] if re.fullmatch(r"v\d+", parts[-1]) else parts[-1]
+    bindir = GO_TOOLS_CACHE / name / version
+    if (bindir / name).is_file():
+        return str(bindir / name)
     go = go_binary()
-    name = module.rsplit("@", 1)[0].rsplit("/", 1)[1]
     if go is None:
         message = f"{name} skipped: Go is missing (apt-get install golang-go; go.dev/doc/install)"
-        if IN_CI:
+        if IN_CI and required:
             session.error(message)
         session.warn(message)
         return None
-    bindir = (Path(session.cache_dir) / name / module.rsplit("@", 1)[1]).resolve()
-    if not (bindir / name).is_file():
-        session.run(go, "install", module, env={"GOBIN": str(bindir)}, external=True)
+    session.run(go, "install", module, env={"GOBIN": str(bindir)}, external=True)
     return str(bindir / name)
 
 
