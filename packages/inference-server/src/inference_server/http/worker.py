@@ -7,13 +7,13 @@ again and again while the requests of the worker's other connections wait in the
 buffers: tens of milliseconds of tail latency with most requests answered in well under
 one. Yielding to the event loop after each answer puts the connection back in line behind
 every connection that is ready, so they are served in turn. ``bench/trace_worker.py``
-shows the run lengths of one connection before and after; the bench's ``server_stock_gevent``
+shows the run lengths of one connection before and after; the bench's ``server_off_fair``
 row measures the difference.
 
 Gunicorn writes an answer's status line and headers, then its body, in two socket writes.
 :class:`CoalescingResponse` holds the head back and sends it with the first body bytes: one
 send() per answer of a single body instead of two (answers in several pieces or chunked keep
-Gunicorn's framing; only the head moves); the bench's ``server_two_writes`` row measures it.
+Gunicorn's framing; only the head moves); the bench's ``server_off_coalescing`` row measures it.
 Both replace private Gunicorn internals (``wsgi.Response``, ``Response._emit_body``):
 ``tests/test_worker.py`` fails when a Gunicorn upgrade changes what they rely on.
 """
