@@ -29,6 +29,18 @@ def fill(item: bytes, prefix: bytes, suffix: bytes, size: int) -> bytes:
     return prefix + b",".join([item] * count) + suffix
 
 
+def long_string(char: bytes, size: int, *, in_id: bool) -> bytes:
+    """A one-row V2 request with one string repeating ``char`` to fill ``size`` bytes.
+
+    The string is the ``id`` (which the protocol bounds), or an item of a parameter's list
+    (which it does not): that one reaches every stage that scans the body's strings.
+    """
+    prefix = b'{"id":"' if in_id else b'{"parameters":{"notes":["'
+    suffix = b'"' if in_id else b'"]}'
+    suffix += b',"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}'
+    return prefix + char * ((size - len(prefix) - len(suffix)) // len(char)) + suffix
+
+
 def bodies(size: int) -> dict[str, bytes]:
     """Every worst case, each close to ``size`` bytes."""
     keys: list[bytes] = []
@@ -43,6 +55,14 @@ def bodies(size: int) -> dict[str, bytes]:
         '{"inputs":[' + json.dumps({**tensor, "data": "ROWS"}).replace('"ROWS"', f"[{rows}]") + "]}"
     )
     return {
+        # One string filling the body: plain, escaped quotes, \u escapes (the costliest bytes
+        # for a string scanner).
+        "long id": long_string(b"a", size, in_id=True),
+        "long id, escaped quotes": long_string(b'\\"', size, in_id=True),
+        "long id, \\u escapes": long_string(b"\\u0041", size, in_id=True),
+        "long parameter": long_string(b"a", size, in_id=False),
+        "long parameter, escaped": long_string(b'\\"', size, in_id=False),
+        "long parameter, \\u": long_string(b"\\u0041", size, in_id=False),
         "distinct keys": b"{" + b",".join(keys) + b"}",
         "duplicate keys": fill(b'"a":0', b"{", b"}", size),
         "empty objects": fill(b"{}", b'{"instances":[', b"]}", size),

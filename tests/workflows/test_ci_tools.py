@@ -40,12 +40,13 @@ def test_ci_run_reduces_path_to_system_directories_and_its_own_venv() -> None:
     assert CI_RUN.index(exports[0]) < CI_RUN.index("step "), "PATH is reduced after a step ran"
 
 
-def test_ci_run_reports_tool_origins_before_the_readme_command() -> None:
-    check = CI_RUN.index("\ncheck_tools\n")
-    assert check < CI_RUN.index("python3 -m pip install -q nox uv && nox")
-    tools = re.search(r"^TOOLS=\(([^)]*)\)$", CI_RUN, re.MULTILINE)
-    assert tools, ".ci/run lists no tools to check"
-    assert {"python3", "nox", "docker", "kubectl", "wrk"} <= set(tools[1].split())
+def test_ci_run_checks_every_tool_origin_before_the_readme_command() -> None:
+    readme_command = CI_RUN.index("python3 -m pip install -q nox uv && nox")
+    checks = re.findall(r"^check_tools (.+)$", CI_RUN, re.MULTILINE)
+    assert checks, ".ci/run checks no tool's origin"
+    assert all(CI_RUN.index(f"check_tools {tools}") < readme_command for tools in checks)
+    checked = {tool for tools in checks for tool in tools.split()}
+    assert {"python3", "nox", "uv", "docker", "kubectl", "wrk", "go"} <= checked
 
 
 def test_ci_run_prints_phase_times_and_the_total_even_when_it_fails() -> None:

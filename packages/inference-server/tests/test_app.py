@@ -105,3 +105,18 @@ def test_version_mismatch_is_refused_unless_allowed(
     assert "saved with scikit-learn 1.0.0" in caplog.text
     response = app.test_client().post("/predict", json={"features": SETOSA})
     assert response.get_json()["prediction"] == 0
+
+
+def test_unpinned_model_dir_warns(
+    make_app: Callable[..., Flask], model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model loaded from a directory without INFERENCE_MODEL_DIGEST logs a warning."""
+    with caplog.at_level(logging.WARNING, logger="inference_server"):
+        make_app(MODEL_DIR=str(model_dir))
+    unpinned = [r for r in caplog.records if "INFERENCE_MODEL_DIGEST is not set" in r.message]
+    assert [r.levelno for r in unpinned] == [logging.WARNING]
+    caplog.clear()
+    digest = iris_model.model_digest(model_dir)
+    with caplog.at_level(logging.WARNING, logger="inference_server"):
+        make_app(MODEL_DIR=str(model_dir), MODEL_DIGEST=digest)
+    assert "INFERENCE_MODEL_DIGEST is not set" not in caplog.text

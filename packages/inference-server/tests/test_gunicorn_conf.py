@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import importlib
 import json
+import logging
 import os
 import platform
 import signal
@@ -245,3 +246,105 @@ def test_large_allocations_are_mapped_on_their_own(
     assert machinery.map_large_allocations(READ_CHUNK) is True
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     assert machinery.map_large_allocations(READ_CHUNK) is False
+
+
+def _request(*headers: tuple[str, str], version: tuple[int, int] = (1, 1)) -> Any:
+    return SimpleNamespace(headers=list(headers), version=version, method="POST", path="/")
+
+
+def test_pre_request_refuses_stacked_codings_and_a_missing_host(load_conf: Any) -> None:
+    """Only a lone ``chunked`` coding (else 501); exactly one Host on HTTP/1.1 (else 400)."""
+    from gunicorn.http.errors import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        InvalidHeader,
+        UnsupportedTransferCoding,
+    )
+
+    conf = load_conf()
+    worker = SimpleNamespace(log=SimpleNamespace(debug=lambda *args: None))
+    conf.pre_request(worker, _request(("HOST", "x"), ("TRANSFER-ENCODING", " Chunked ")))
+    conf.pre_request(worker, _request(version=(1, 0)))
+    for coding in ("gzip, chunked", "identity, chunked", "gzip"):
+        with pytest.raises(UnsupportedTransferCoding):
+            conf.pre_request(worker, _request(("HOST", "x"), ("TRANSFER-ENCODING", coding)))
+    for hosts in ((), (("HOST", "a"), ("HOST", "b"))):
+        with pytest.raises(InvalidHeader, match="HOST"):
+            conf.pre_request(worker, _request(*hosts))
+
+
+@pytest.mark.parametrize(
+    ("framed", "outcome"),
+    [
+        (b"2\r\n{}\r\n0\r\n\r\n", "read"),
+        (b"2\n{}\n0\n\n", "refused"),
+        (b"2\r\n{}\r\n0\n\r\n", "refused"),
+        (b"F" * 17 + b"\r\n{}", "refused"),
+        (b"8000000000000000\r\n{}", "refused"),
+        (b"7FFFFFFFFFFFFFFF\r\n{}", "waits"),  # the largest size: the bytes must follow
+    ],
+)
+def test_chunked_reader_refuses_bare_lf_and_overflowing_sizes(
+    load_conf: Any, framed: bytes, outcome: str
+) -> None:
+    """Gunicorn's reader, with a bare LF or a size over 2**63 - 1 refused as it arrives."""
+    from gunicorn.http import message  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+    from gunicorn.http.errors import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        InvalidChunkSize,
+        NoMoreData,
+    )
+    from gunicorn.http.unreader import (  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+        IterUnreader,
+    )
+
+    load_conf()
+    assert message.ChunkedReader is machinery.StrictChunkedReader
+    request = SimpleNamespace(limit_request_field_size=8190, max_buffer_headers=0)
+    reader = machinery.StrictChunkedReader(request, IterUnreader([framed]))
+    if outcome == "read":
+        assert reader.read(100) == b"{}"
+        return
+    # Refused: at once. Waits: for bytes that never come (here, the end of the input).
+    with pytest.raises(InvalidChunkSize if outcome == "refused" else NoMoreData):
+        reader.read(100)
+
+
+def test_refused_requests_get_a_json_answer_and_access_line(
+    load_conf: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gunicorn's error answer is JSON and gets one access line with a bounded excerpt.
+
+    Its warning quoting the client's bytes is bounded too.
+    """
+    import socket  # noqa: PLC0415
+
+    from gunicorn.config import Config  # noqa: PLC0415
+
+    from inference_server.http.logs import ACCESS_LOGGER  # noqa: PLC0415
+
+    conf = load_conf()
+    quoted = "Invalid Request Line '" + "Q" * 4000 + "'"
+    access = logging.getLogger(ACCESS_LOGGER)
+    server_end, client_end = socket.socketpair()
+    with server_end, client_end, caplog.at_level(logging.INFO):
+        access.addHandler(caplog.handler)
+        try:
+            machinery.write_json_error(server_end, 400, "Bad Request", quoted)
+        finally:
+            access.removeHandler(caplog.handler)
+        answer = client_end.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\nConnection: close")
+    assert len(json.loads(body)["error"]) <= 300
+    # By record identity: caplog's handler may see a record both directly and through root.
+    records = {id(r): r for r in caplog.records if r.name == ACCESS_LOGGER}
+    (line,) = [json.loads(r.getMessage()) for r in records.values()]
+    assert line["status"] == 400
+    assert (line["method"], line["path"], line["latency_ms"]) == (None, None, None)
+    assert line["rejected"].startswith("Bad Request: Invalid Request Line 'QQQ")
+    assert len(line["rejected"]) <= 300
+    cfg = Config()
+    cfg.set("logger_class", conf.logger_class)
+    logger = conf.logger_class(cfg)
+    with caplog.at_level(logging.WARNING, logger="gunicorn.error"):
+        logger.warning("Invalid request from ip=%s: %s", "127.0.0.1", quoted)
+    (warning,) = [r for r in caplog.records if r.name == "gunicorn.error"]
+    assert len(warning.getMessage()) <= 300

@@ -261,3 +261,132 @@ def test_worker_memory_returns_after_stalled_large_uploads(server: Server) -> No
             break
         assert time.monotonic() < deadline, (before, after)
         time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [
+        b"Transfer-Encoding: gzip, chunked\r\n",
+        b"Transfer-Encoding: identity, chunked\r\n",
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+    ],
+    ids=["gzip-chunked", "identity-chunked", "two-headers"],
+)
+def test_stacked_transfer_codings_are_501_json_and_closed(server: Server, codings: bytes) -> None:
+    """Only a lone ``chunked`` is accepted: a body in any other coding is never misread."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + codings
+            + b"\r\n2\r\n{}\r\n0\r\n\r\n"
+        )
+        head, body = _answer(sock)
+        assert head.startswith(b"HTTP/1.1 501"), head
+        assert b"Content-Type: application/json" in head
+        assert "error" in json.loads(body)
+        assert closed_by_server(sock, within=5)
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"], ids=["no-host", "two-hosts"])
+def test_http11_needs_exactly_one_host(server: Server, hosts: bytes) -> None:
+    """HTTP/1.1 without a Host, or with two, is 400 JSON; HTTP/1.0 needs none."""
+    status, headers, body = raw(
+        server.port,
+        b"POST /predict HTTP/1.1\r\n" + hosts + b"Content-Type: application/json\r\n"
+        b'Content-Length: 31\r\n\r\n{"features": [5.1,3.5,1.4,0.2]}',
+    )
+    assert status == 400
+    assert headers["Content-Type"] == "application/json"
+    assert "HOST" in json.loads(body)["error"]
+    status, _, _ = raw(server.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"FFFFFFFFFFFFFFFFFFFFFFFF\r\n{}",  # a size that overflows 64 bits
+        b"2\n{}\r\n0\r\n\r\n",  # chunk-size line ended by a bare LF
+        b"2\n{}\n0\n\n",  # every line ended by a bare LF
+    ],
+    ids=["overflowing-size", "bare-lf-size-line", "bare-lf-everywhere"],
+)
+def test_bad_chunk_size_lines_are_400_at_once(server: Server, chunks: bytes) -> None:
+    """Not a 408 after the body deadline: the framing is wrong as soon as it arrives."""
+    status, headers, body = raw(
+        server.port,
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunks,
+    )
+    assert status == 400  # a wait for more bytes would have ended in 408
+    assert headers["Content-Type"] == "application/json"
+    assert "chunked" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"Content-Length: 1000000000\r\n", b"413"),
+        (b"Expect: 100-continue\r\nContent-Length: 100\r\n", b"408"),
+    ],
+    ids=["413-oversized", "408-after-100-continue"],
+)
+def test_413_and_408_say_close_and_close(
+    server: Server, request_head: bytes, status: bytes
+) -> None:
+    """The connection is left mid-body: the answer says ``Connection: close``, then it closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + request_head
+            + b"\r\n"
+        )
+        sock.settimeout(IDLE + 5)
+        head, body = _answer(sock)
+        if head.startswith(b"HTTP/1.1 100"):  # the interim answer to Expect, then the real one
+            head, body = _answer(sock, body)
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        assert b"\r\nConnection: close\r\n" in head + b"\r\n"
+        assert "error" in json.loads(body)
+        assert closed_by_server(sock, within=5)
+
+
+def _answer(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
+    """Read one answer from ``sock`` (``data``: bytes already read): its head and body."""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed without an answer: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    match = re.search(rb"\r\nContent-Length: (\d+)", head)
+    length = int(match[1]) if match else 0
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed mid-answer"
+        rest += chunk
+    return head, rest[:length] if match else rest
+
+
+def test_rejected_requests_get_one_bounded_json_access_line(server: Server) -> None:
+    """A request Gunicorn refuses is logged like any other: one JSON line, a bounded excerpt."""
+    marker = "Q" * 4000  # client bytes the parser quotes in its message
+    before = server.log.read_text().count(marker[:400])
+    status, _, _ = raw(server.port, f"GET /{marker}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert status == 400
+    deadline = time.monotonic() + 10
+    lines: list[dict[str, object]] = []
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.1)
+        lines = [
+            json.loads(line)
+            for line in server.log.read_text().splitlines()
+            if line.startswith("{") and '"rejected"' in line and "QQQQ" in line
+        ]
+    (line,) = lines
+    assert line["status"] == 400
+    assert line["method"] is None
+    assert re.fullmatch(r"[0-9a-f]{32}", str(line["request_id"]))
+    assert line["remote_addr"] == "127.0.0.1"
+    assert len(str(line["rejected"])) <= 300
+    # Neither the access line nor Gunicorn's warning carries the client's 4 KB.
+    assert server.log.read_text().count(marker[:400]) == before

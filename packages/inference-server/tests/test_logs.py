@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 
 import pytest
@@ -41,10 +42,31 @@ def test_one_json_line_per_request(logged: Flask, caplog: pytest.LogCaptureFixtu
     assert "9.87" not in json.dumps(line)
 
 
-def test_incoming_request_id_is_kept(logged: Flask) -> None:
-    """A well-formed X-Request-ID is echoed."""
-    response = logged.test_client().get("/healthz", headers={"X-Request-ID": "abc-123"})
-    assert response.headers["X-Request-ID"] == "abc-123"
+@pytest.mark.parametrize("path", ["/healthz", "/predict"])
+def test_incoming_request_id_is_logged_beside_the_servers_own(
+    logged: Flask, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """A well-formed X-Request-ID is echoed and logged as ``client_request_id``.
+
+    The line's ``request_id`` is always the server's: a reused client id forges nothing.
+    """
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.addHandler(caplog.handler)
+    try:
+        for _ in range(2):
+            response = logged.test_client().post(
+                path, json={"features": SETOSA}, headers={"X-Request-ID": "abc-123"}
+            )
+            assert response.headers["X-Request-ID"] == "abc-123"
+        logged.test_client().post(path, json={"features": SETOSA}, headers={"X-Request-ID": "a b"})
+    finally:
+        logger.removeHandler(caplog.handler)
+    first, second, malformed = _lines(caplog)
+    assert first["client_request_id"] == second["client_request_id"] == "abc-123"
+    ids = {first["request_id"], second["request_id"], malformed["request_id"]}
+    assert len(ids) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{32}", str(rid)) for rid in ids)
+    assert malformed["client_request_id"] is None
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 129, "a b", "<script>", "é"])

@@ -83,7 +83,7 @@ def test_the_served_version_routes_answer(versioned: Flask) -> None:
 
 
 @pytest.mark.parametrize("suffix", ["", "/ready", "/infer"])
-@pytest.mark.parametrize("version", ["1.0.0", "2.1.0-other", "x" * 5000])
+@pytest.mark.parametrize("version", ["1.0.0", "2.1.0-other", "x" * 256])
 def test_other_versions_are_404_json(versioned: Flask, suffix: str, version: str) -> None:
     """Any other version: 404 with a JSON error naming the served one, the echo bounded."""
     client = versioned.test_client()
@@ -93,6 +93,18 @@ def test_other_versions_are_404_json(versioned: Flask, suffix: str, version: str
     error = response.get_json()["error"]
     assert VERSION in error or len(version) > 200
     assert len(error) <= 300
+
+
+@pytest.mark.parametrize("suffix", ["", "/ready", "/infer"])
+def test_a_version_over_256_bytes_is_400_naming_it(versioned: Flask, suffix: str) -> None:
+    """A version in the path longer than 256 bytes is refused, not echoed."""
+    client = versioned.test_client()
+    path = f"{V2}/versions/{'é' * 129}{suffix}"  # 129 characters, 258 bytes
+    response = client.post(path, json=BODY) if suffix == "/infer" else client.get(path)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "the model version in the path is longer than 256 bytes"
+    }
 
 
 def test_no_version_routes_without_a_version(client: FlaskClient) -> None:

@@ -84,7 +84,7 @@ def test_unexpected_error_is_logged_once_and_answered_500(
     assert "secret" not in response.get_data(as_text=True)
     records = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(records) == 1
-    assert "request_id=bug-1" in records[0].getMessage()
+    assert "client_request_id=bug-1" in records[0].getMessage()
     assert records[0].exc_info is not None
     assert "secret internal detail" in caplog.text
 
@@ -125,7 +125,7 @@ def test_errors_are_measured_and_logged_like_successes(
         logger.removeHandler(caplog.handler)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == ACCESS_LOGGER]
     assert [line["status"] for line in lines] == [401, 400, 404]
-    assert lines[2]["request_id"] == "v9"
+    assert lines[2]["client_request_id"] == "v9"
     for line in lines:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["time"]))
     text = app.test_client().get("/metrics").get_data(as_text=True)

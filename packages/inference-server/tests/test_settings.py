@@ -173,3 +173,11 @@ def test_the_app_and_openapi_use_the_derived_limit(make_app: Callable[..., Flask
     assert str(limit) in client.get("/openapi.json").get_data(as_text=True)
     over = client.post("/predict", data=b" " * (limit + 1), content_type="application/json")
     assert over.status_code == 413
+
+
+@pytest.mark.parametrize("blank", ["", " ", ",", " , ", "\n,\t"])
+def test_blank_token_variable_refuses_to_start(blank: str) -> None:
+    """INFERENCE_AUTH_TOKENS set but holding no token stops start-up (it meant auth on)."""
+    with pytest.raises(ConfigError, match="INFERENCE_AUTH_TOKENS is set but holds no token"):
+        load_settings({"INFERENCE_AUTH_TOKENS": blank})
+    assert not load_settings({}).auth_enabled  # unset: auth off, as before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import pytest
@@ -205,3 +206,32 @@ def test_outline_counts_outside_strings(body: bytes, counts: tuple[int, ...]) ->
         counts
     )
     assert outline.depth() == strictjson.max_depth(body)
+
+
+#: The string pattern before it was made possessive: one step per byte, same matches.
+_BACKTRACKING_STRING = rb'"(?:[^"\\]|\\.)*"'
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet='ab"\\/{}[]:,é\x00\n'),
+            st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+            st.integers(),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from([b"", b'"', b"\\", b'"\\', b'\\"']),
+)
+def test_string_patterns_match_as_the_backtracking_ones(values: list[Any], tail: bytes) -> None:
+    """The possessive string patterns remove and keep exactly what the old ones did.
+
+    Valid JSON texts with strings full of quotes and backslashes, and invalid ones cut short
+    by a trailing quote or backslash.
+    """
+    old_string = re.compile(_BACKTRACKING_STRING)
+    old_skeleton = re.compile(rb"(" + _BACKTRACKING_STRING + rb")|(\[)[-+.eE0-9\s,]*(\])")
+    data = json.dumps(values).encode() + tail
+    assert strictjson.without_strings(data) == old_string.sub(b"", data)
+    assert strictjson.Outline.of(data).strings == old_string.subn(b"", data)[1]
+    assert strictjson.skeleton(data) == old_skeleton.sub(rb"\1\2\3", data)

@@ -191,3 +191,46 @@ def test_infer_over_max_rows_is_413(make_app: Callable[..., Flask]) -> None:
     client = make_app(MAX_ROWS=2).test_client()
     response = client.post(INFER, json={"inputs": [tensor(SETOSA * 3, [3, 4])]})
     assert response.status_code == 413
+
+
+def test_id_over_256_bytes_is_refused_not_echoed(client: FlaskClient) -> None:
+    """An ``id`` of 256 bytes is echoed; one byte more is 400 naming ``id``, never echoed."""
+    body = {"inputs": [tensor(SETOSA, [1, 4])]}
+    assert client.post(INFER, json={**body, "id": "x" * 256}).get_json()["id"] == "x" * 256
+    for long_id in ("x" * 257, "é" * 129, "x" * 1_300_000):
+        answer = client.post(INFER, json={**body, "id": long_id})
+        assert answer.status_code == 400
+        assert answer.get_json() == {"error": "id is longer than 256 bytes"}
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        ("request", "request.parameters.note"),
+        ("input", "inputs[0].parameters.note"),
+        ("output", "outputs[0].parameters.note"),
+    ],
+)
+def test_parameter_strings_over_256_bytes_are_refused(
+    client: FlaskClient, where: str, field: str
+) -> None:
+    """A parameter string (or key) over 256 bytes is 400 naming the field; 256 pass."""
+
+    def body(parameters: dict[str, Any]) -> dict[str, Any]:
+        document: dict[str, Any] = {"inputs": [tensor(SETOSA, [1, 4])]}
+        if where == "request":
+            document["parameters"] = parameters
+        elif where == "input":
+            document["inputs"][0]["parameters"] = parameters
+        else:
+            document["outputs"] = [{"name": "predict", "parameters": parameters}]
+        return document
+
+    assert client.post(INFER, json=body({"note": "x" * 256})).status_code == 200
+    answer = client.post(INFER, json=body({"note": "x" * 257}))
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": f"{field} is longer than 256 bytes"}
+    answer = client.post(INFER, json=body({"k" * 257: 1}))
+    assert answer.status_code == 400
+    assert "k" * 20 not in answer.text
+    assert "parameters is longer than 256 bytes" in answer.get_json()["error"]

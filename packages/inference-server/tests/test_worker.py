@@ -86,19 +86,51 @@ def test_headers_sent_only_once_they_are_on_the_wire() -> None:
     assert response.headers_sent
 
 
+@pytest.mark.parametrize(
+    ("status", "closes"), [(408, True), (413, True), (400, False), (200, False)]
+)
+def test_408_and_413_close_the_connection_and_say_so(status: int, closes: bool) -> None:
+    """After a body refused unread or not received in time, ``Connection: close``."""
+    sock = RecordingSocket()
+    response = CoalescingResponse(_request(), sock, Config())
+    response.start_response(f"{status} X", [("Content-Length", "2")])
+    response.write(b"{}")
+    response.close()
+    assert response.should_close() is closes
+    connection = b"Connection: close" if closes else b"Connection: keep-alive"
+    assert connection in sock.writes[0]
+
+
 def test_the_gunicorn_internals_patched_here_are_still_there() -> None:
     """A Gunicorn upgrade that renames or reshapes what is patched fails here, not in prod.
 
     The worker replaces ``gunicorn.http.wsgi.Response`` (and overrides its private
     ``_emit_body``, ``send_headers`` and ``close``, reading ``headers_sent``, ``chunked`` and
-    ``default_headers()``); the config replaces ``gunicorn.util.write_error``.
+    ``default_headers()``, calling ``force_close``); the config replaces
+    ``gunicorn.util.write_error`` and ``gunicorn.http.message.ChunkedReader`` (a subclass
+    overriding ``read_into`` and ``parse_chunk_size``).
     """
     import inspect  # noqa: PLC0415
 
     from gunicorn import util  # noqa: PLC0415
+    from gunicorn.http import body, message  # noqa: PLC0415
     from gunicorn.workers.ggevent import GeventWorker  # noqa: PLC0415
 
-    for name in ("_emit_body", "send_headers", "close", "default_headers", "can_sendfile"):
+    assert message.ChunkedReader.__name__ in {"ChunkedReader", "StrictChunkedReader"}
+    for name in ("read_into", "parse_chunk_size"):
+        assert list(inspect.signature(getattr(body.ChunkedReader, name)).parameters)[:2] == [
+            "self",
+            "unreader",
+        ], name
+    for name in (
+        "_emit_body",
+        "send_headers",
+        "close",
+        "default_headers",
+        "can_sendfile",
+        "force_close",
+        "start_response",
+    ):
         assert callable(getattr(wsgi.Response, name, None)), name
     assert list(inspect.signature(wsgi.Response._emit_body).parameters) == ["self", "data"]
     response = wsgi.Response(_request(), RecordingSocket(), Config())

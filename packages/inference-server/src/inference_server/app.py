@@ -74,8 +74,15 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
         model.digest,
         settings.model_dir,
         model.sha256,
-        "pinned" if settings.model_digest else "not pinned: set INFERENCE_MODEL_DIGEST",
+        "pinned" if settings.model_digest else "not pinned",
     )
+    if settings.model_digest is None:
+        # Without a pin, any valid model swapped into the directory is served without a word.
+        logger.warning(
+            "INFERENCE_MODEL_DIGEST is not set: any valid model in %s is served; pin %s",
+            settings.model_dir,
+            model.digest,
+        )
     return model
 
 

@@ -18,7 +18,7 @@ from inference_server.http.errors import ApiError, error_bytes
 from inference_server.http.lifecycle import Lifecycle
 from inference_server.http.pipeline import Answer, Request, Route
 from inference_server.metrics import Metrics
-from inference_server.protocols.base import Prediction, PredictionProtocol
+from inference_server.protocols.base import Prediction, PredictionProtocol, short_string
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,12 @@ class Dataplane:
         return Answer(503, error_bytes(not_ready.format(reason=self.lifecycle.reason)))
 
     def served_version(self, version: str) -> None:
-        """Raise 404 unless ``version`` is the served model's (the only one this server has)."""
+        """Raise 404 unless ``version`` is the served model's (the only one this server has).
+
+        Raises:
+            ApiError: 400 for a version longer than any kept string; else 404.
+        """
+        short_string(version, "the model version in the path")
         if version != self.model.version:
             version_ = self.model.version
             served = f"it serves {version_}" if version_ else "it has no versions"

@@ -54,13 +54,15 @@ from inference_server.http.gunicorn import (  # noqa: F401 - Gunicorn reads them
     child_exit,
     on_starting,
     post_worker_init,
+    pre_request,
 )
 
 gc.freeze()
 
-# In the master: forked workers inherit the allocator's settings and the JSON error pages.
+# In the master: forked workers inherit the allocator's settings, the JSON error pages and the
+# strict chunked reader.
 machinery.map_large_allocations(READ_CHUNK)
-machinery.install_json_errors()
+machinery.install_json_errors(log_requests=_settings.log_requests)
 
 bind = [_settings.bind]
 workers = _settings.workers

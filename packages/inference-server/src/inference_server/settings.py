@@ -139,6 +139,18 @@ def one_of(*choices: str) -> Callable[[Any], str]:
     return check
 
 
+def inline_tokens(value: Any) -> tuple[bytes, ...]:
+    """:func:`tokens`, refusing a string that holds none (``""``, ``" , "``).
+
+    Set but blank would otherwise turn auth off while the operator meant it on: refused like
+    an empty token file. Unset (or an empty list in overrides) still means auth off.
+    """
+    found = tokens(value)
+    if not found and isinstance(value, str):
+        raise ValueError("is set but holds no token (unset it to turn auth off)")
+    return found
+
+
 # --- the model -------------------------------------------------------------------------------
 
 
@@ -239,7 +251,7 @@ class Settings:
     auth_tokens: tuple[bytes, ...] = setting(
         (),
         "INFERENCE_AUTH_TOKENS",
-        tokens,
+        inline_tokens,
         "bearer tokens, comma or whitespace separated; set: prediction routes need one",
         flag=None,
         shown_default="unset",

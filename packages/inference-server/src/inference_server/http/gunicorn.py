@@ -9,6 +9,7 @@ before the workers fork.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import os
 import signal
@@ -16,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 # types-gunicorn may or may not be installed with the lint tools: accept both.
+import gunicorn.http.message  # type: ignore[import-untyped,unused-ignore]
 import gunicorn.util  # type: ignore[import-untyped,unused-ignore]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
+from gunicorn.http.body import ChunkedReader  # type: ignore[import-untyped,unused-ignore]
+from gunicorn.http.errors import (  # type: ignore[import-untyped,unused-ignore]
+    InvalidChunkSize,
+    InvalidHeader,
+    UnsupportedTransferCoding,
+)
 
-from inference_server.http.errors import error_bytes
+from inference_server.http.errors import bounded, error_bytes
 from inference_server.http.lifecycle import LIFECYCLE_KEY
+from inference_server.http.logs import AccessLog, request_ids
 
 #: The worker class ``INFERENCE_WORKER_CLASS=gevent`` runs (see :mod:`.worker`).
 FAIR_GEVENT_WORKER = "inference_server.http.worker.FairGeventWorker"
@@ -31,6 +40,10 @@ _M_MMAP_THRESHOLD = -3
 #: each request ran one or two collections that walked all of them, to free nothing (request
 #: objects are freed by reference counting; cycles are rare and small).
 GC_YOUNG_THRESHOLD = 50_000
+#: Largest chunk size: more would overflow a 64-bit size in another parser on the path.
+MAX_CHUNK_SIZE = 2**63 - 1
+#: Whether Gunicorn's refusals get an access-log line (set by :func:`install_json_errors`).
+_log_rejected = False
 
 
 def map_large_allocations(threshold: int) -> bool:
@@ -61,19 +74,117 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
     Gunicorn answers these itself, before the app sees the request, with an HTML page. Its
     worker calls ``gunicorn.util.write_error`` for every one of them, so replacing that one
     function (:func:`install_json_errors`) makes the README's promise true: every error is
-    ``{"error": ...}``. The message may quote client input: bounded like ours.
+    ``{"error": ...}``. The message may quote client input: bounded like ours. Each also
+    gets its JSON access-log line (:func:`log_rejected`).
     """
-    body = error_bytes(f"{reason}: {mesg}" if mesg else reason)
+    message = bounded(f"{reason}: {mesg}" if mesg else reason)
+    body = error_bytes(message)
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+    try:
+        gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+    finally:
+        log_rejected(sock, status_int, message)
 
 
-def install_json_errors() -> None:
-    """Answer Gunicorn's own errors with :func:`write_json_error` (in the master, pre-fork)."""
+@functools.cache
+def _rejected_log() -> AccessLog:
+    """This process's access log for refused requests, made on first use (in a worker)."""
+    return AccessLog()
+
+
+def log_rejected(sock: Any, status: int, message: str) -> None:
+    """One JSON access-log line for a request Gunicorn refused before the app saw it.
+
+    Method, path and latency are unknown here (null); ``rejected`` is the bounded answer,
+    JSON-escaped like every value of the line: no more client bytes than that.
+    """
+    if not _log_rejected:
+        return
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        peer = None
+    _rejected_log().request(
+        None,
+        None,
+        status,
+        None,
+        request_id=request_ids(None)[0],
+        remote_addr=peer[0] if isinstance(peer, tuple) else None,
+        rejected=message,
+    )
+
+
+class StrictChunkedReader(ChunkedReader):  # type: ignore[misc,unused-ignore]
+    """Gunicorn's chunked body reader, refusing at once what it would wait on.
+
+    Gunicorn looks for a CRLF to end a chunk-size line, so a line ended by a bare LF, or a size
+    too large to ever arrive, left the worker waiting for bytes until the body deadline (408).
+    Both are malformed framing (RFC 9112 section 7.1): a 400, as for any other bad chunk.
+    """
+
+    def read_into(self, unreader: Any, buf: bytearray) -> None:
+        """Read more of a chunk-size line or trailers, after refusing a bare LF in them.
+
+        Gunicorn calls this only while the first CRLF it looks for is missing: every LF up to
+        there must be part of a CRLF (checked before the read, so nothing waits on it, and
+        after).
+        """
+        _refuse_bare_lf(buf)
+        super().read_into(unreader, buf)
+        _refuse_bare_lf(buf)
+
+    def parse_chunk_size(self, unreader: Any, data: bytes | None = None) -> tuple[int, Any]:
+        """Gunicorn's parse, refusing a size over :data:`MAX_CHUNK_SIZE`."""
+        size, rest = super().parse_chunk_size(unreader, data)
+        if size > MAX_CHUNK_SIZE:
+            raise InvalidChunkSize(b"chunk size over 2**63 - 1")
+        return size, rest
+
+
+def _refuse_bare_lf(buf: bytearray) -> None:
+    newline = buf.find(b"\n")
+    if newline >= 0 and buf[newline - 1 : newline] != b"\r":
+        raise InvalidChunkSize(b"bare LF as line terminator")
+
+
+def install_json_errors(*, log_requests: bool) -> None:
+    """Answer Gunicorn's own errors as JSON, logged when ``log_requests``; strict chunking.
+
+    In the master, before the workers fork (they inherit the patched modules): Gunicorn's
+    worker calls ``gunicorn.util.write_error`` and its request parser builds its chunked
+    reader from ``gunicorn.http.message.ChunkedReader``.
+    """
+    global _log_rejected  # noqa: PLW0603 - one process-wide switch, set once before the fork
+    _log_rejected = log_requests
     gunicorn.util.write_error = write_json_error
+    gunicorn.http.message.ChunkedReader = StrictChunkedReader
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Refuse framing Gunicorn's parser lets through, before the app reads anything.
+
+    - Any transfer coding but a lone ``chunked``: Gunicorn accepts ``gzip, chunked`` and
+      ``identity, chunked`` and hands the app a body nothing decodes (RFC 9112 section 6.1:
+      an unknown coding is 501).
+    - HTTP/1.1 without exactly one ``Host`` (RFC 9112 section 3.2: 400).
+
+    Raised here, the errors take Gunicorn's own path (``handle_error``): a JSON answer from
+    :func:`write_json_error`, then the connection is closed.
+    """
+    worker.log.debug("%s %s", req.method, req.path)  # what Gunicorn's default hook does
+    hosts = 0
+    for name, value in req.headers:
+        if name == "TRANSFER-ENCODING":
+            if [coding.strip(" \t").lower() for coding in value.split(",")] != ["chunked"]:
+                raise UnsupportedTransferCoding(value[:64])
+        elif name == "HOST":
+            hosts += 1
+    if req.version >= (1, 1) and hosts != 1:
+        raise InvalidHeader("HOST", req=req)
 
 
 class NoAccessLogger(Logger):  # type: ignore[misc,unused-ignore]
@@ -83,6 +194,14 @@ class NoAccessLogger(Logger):  # type: ignore[misc,unused-ignore]
     access-log atoms of every request only for ``gunicorn.access`` to drop the record at
     WARNING (py-spy showed it on ``/predict``). Error logging is unchanged.
     """
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Gunicorn's warnings, cut like error messages.
+
+        ``handle_error`` logs every refused request with the parser's message, which quotes
+        up to ~4 KB of the client's bytes; the access log has the bounded excerpt.
+        """
+        super().warning(bounded(str(msg) % args if args else str(msg)), **kwargs)
 
     @property
     def access_log_enabled(self) -> bool:

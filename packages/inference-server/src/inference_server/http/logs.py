@@ -1,9 +1,13 @@
 """One JSON access-log line per request, and the request id.
 
 The line holds a UTC timestamp, method, path, status, latency, request id and client
-address; never the body or headers other than X-Request-ID. The id is taken from a
-well-formed incoming ``X-Request-ID`` or made up, and echoed on the response. The pipeline
-(:mod:`inference_server.http.pipeline`) writes one line per request, whatever the route.
+address; never the body or headers other than X-Request-ID. The request id is always the
+server's own (a client could otherwise reuse another request's id and forge correlation);
+a well-formed incoming ``X-Request-ID`` is logged beside it as ``client_request_id`` and
+echoed on the response, else the server's id is. The pipeline
+(:mod:`inference_server.http.pipeline`) writes one line per request, whatever the route, and
+so does Gunicorn's answer to a request it rejects
+(:func:`inference_server.http.gunicorn.write_json_error`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}").fullmatch
 
 
-def request_id(incoming: str | None) -> str:
-    """``incoming`` (an X-Request-ID header) when well-formed, else a fresh random id."""
-    return incoming if incoming and _VALID_REQUEST_ID(incoming) else os.urandom(16).hex()
+def request_ids(incoming: str | None) -> tuple[str, str | None]:
+    """A fresh server id, and ``incoming`` (an X-Request-ID header) when well-formed."""
+    client = incoming if incoming and _VALID_REQUEST_ID(incoming) else None
+    return os.urandom(16).hex(), client
 
 
 class _Clock:
@@ -88,27 +93,36 @@ class AccessLog:
 
     def request(
         self,
-        method: str,
-        path: str,
+        method: str | None,
+        path: str | None,
         status: int,
-        seconds: float,
+        seconds: float | None,
         *,
         request_id: str,
         remote_addr: str | None,
+        client_request_id: str | None = None,
+        rejected: str | None = None,
     ) -> None:
-        """Log one answered request at INFO."""
+        """Log one answered request at INFO.
+
+        ``rejected``: why the HTTP layer refused a request it could not hand to the app (a
+        bounded excerpt; its method and path are then None, as may be its latency).
+        """
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):
             return
-        line = {
+        line: dict[str, object] = {
             "time": self._clock.now(),
             "method": method,
             "path": path,
             "status": status,
-            "latency_ms": round(seconds * 1000, 3),
+            "latency_ms": None if seconds is None else round(seconds * 1000, 3),
             "request_id": request_id,
+            "client_request_id": client_request_id,
             "remote_addr": remote_addr,
         }
+        if rejected is not None:
+            line["rejected"] = rejected
         if self._fd is not None and logger.handlers == self._handlers and not logger.filters:
             os.write(self._fd, orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         else:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from inference_server.http.bodies import BodyReader, check_content_type
 from inference_server.http.errors import INTERNAL_ERROR, JSON_MIMETYPE, ApiError, error_bytes
-from inference_server.http.logs import REQUEST_ID_HEADER, AccessLog, request_id
+from inference_server.http.logs import REQUEST_ID_HEADER, AccessLog, request_ids
 from inference_server.http.strictjson import dumps
 
 logger = logging.getLogger("inference_server")
@@ -229,7 +229,7 @@ class Pipeline:
         started = time.perf_counter()
         method = environ.get("REQUEST_METHOD", "")
         path = environ.get("PATH_INFO", "")
-        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+        rid, client_rid = request_ids(environ.get("HTTP_X_REQUEST_ID"))
         label = UNMATCHED_ROUTE
         try:
             label, methods, params = self.match(path)
@@ -242,14 +242,14 @@ class Pipeline:
             # Nothing in this frame may keep the exception past this block: its traceback
             # holds this frame, and such a cycle would keep whatever the failed request
             # held (a large body's chunks) until the cyclic GC ran.
-            answer = self._error_answer(error, method, path, rid)
+            answer = self._error_answer(error, method, path, rid, client_rid)
         status = answer.status
         start_response(
             _STATUS_LINES[status],
             [
                 *answer.headers,
                 ("Content-Length", str(len(answer.body))),
-                (REQUEST_ID_HEADER, rid),
+                (REQUEST_ID_HEADER, client_rid or rid),
             ],
         )
         elapsed = time.perf_counter() - started
@@ -262,13 +262,22 @@ class Pipeline:
                 elapsed,
                 request_id=rid,
                 remote_addr=environ.get("REMOTE_ADDR"),
+                client_request_id=client_rid,
             )
         return [b""] if method == "HEAD" else [answer.body]
 
-    def _error_answer(self, error: Exception, method: str, path: str, rid: str) -> Answer:
+    def _error_answer(
+        self, error: Exception, method: str, path: str, rid: str, client_rid: str | None
+    ) -> Answer:
         """The JSON answer to ``error``; an unexpected one is logged and answered 500."""
         api_error = self.error_for(error)
         if api_error is None:
-            logger.exception("unexpected error on %s %s (request_id=%s)", method, path, rid)
+            logger.exception(
+                "unexpected error on %s %s (request_id=%s, client_request_id=%s)",
+                method,
+                path,
+                rid,
+                client_rid,
+            )
             api_error = ApiError(500, INTERNAL_ERROR)
         return error_answer(api_error)

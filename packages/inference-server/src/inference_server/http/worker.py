@@ -31,6 +31,8 @@ from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped
 # so the greenlet would resume ahead of sockets that became ready meanwhile. Any positive
 # timeout makes the loop poll first; libev rounds it to the loop's clock.
 _YIELD_SECONDS = 1e-6
+#: Answers after which the connection is closed (see ``CoalescingResponse.start_response``).
+_CLOSING_STATUSES = frozenset({408, 413})
 
 
 class CoalescingResponse(wsgi.Response):  # type: ignore[misc,unused-ignore]
@@ -44,6 +46,18 @@ class CoalescingResponse(wsgi.Response):  # type: ignore[misc,unused-ignore]
         """As Gunicorn's ``Response``."""
         super().__init__(*args, **kwargs)
         self._head: bytes | None = None
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        """As Gunicorn's; then close after a 408 or 413, and say so (``Connection: close``).
+
+        Those answers leave the connection mid-body (a body refused unread, or not received
+        in time): no next request can be read from it. Gunicorn would say keep-alive, then
+        either close anyway or wait on the rest of the body.
+        """
+        write = super().start_response(status, headers, exc_info)
+        if self.status_code in _CLOSING_STATUSES:
+            self.force_close()
+        return write
 
     def send_headers(self) -> None:
         """Build the head (as Gunicorn does) and keep it for the first write."""

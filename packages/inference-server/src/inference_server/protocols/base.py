@@ -48,6 +48,10 @@ MAX_STRINGS = 2 * MAX_KEYS
 #: as the decoder answers them) rather than as too many rows. No protocol nests deeper than 5.
 MAX_DEPTH = 64
 
+#: Longest client string a protocol echoes or keeps (the V2 ``id``, parameter strings, a model
+#: version in a path), in UTF-8 bytes: a longer one is refused (400 naming the field).
+MAX_STRING_BYTES = 256
+
 
 @dataclass(slots=True)
 class Call(Generic[C]):
@@ -260,6 +264,21 @@ def _strings_and_literals(document: Any, skipped: Any) -> tuple[int, int]:
         elif item is None or kind is bool:
             literals += 1
     return strings, literals
+
+
+def short_string(value: str, field: str) -> str:
+    """``value``, unless longer than :data:`MAX_STRING_BYTES` in UTF-8.
+
+    Raises:
+        ApiError: 400 naming ``field`` (never quoting the value).
+    """
+    # At most 4 bytes a character: only a longer string needs encoding (lone surrogates,
+    # which the strict decoder accepts, count as the 3 bytes they take in the text).
+    if len(value) > MAX_STRING_BYTES // 4 and (
+        len(value.encode("utf-8", "surrogatepass")) > MAX_STRING_BYTES
+    ):
+        raise ApiError(400, f"{field} is longer than {MAX_STRING_BYTES} bytes")
+    return value
 
 
 def refuse_unknown(document: Mapping[str, Any], allowed: frozenset[str], where: str = "") -> None:

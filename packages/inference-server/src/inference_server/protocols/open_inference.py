@@ -42,6 +42,7 @@ from inference_server.protocols.base import (
     json_object,
     number_rows,
     refuse_unknown,
+    short_string,
 )
 
 if TYPE_CHECKING:
@@ -190,6 +191,11 @@ def _parameters(container: dict[str, Any], where: str) -> dict[str, Any]:
     parameters = container.get("parameters", {})
     if type(parameters) is not dict:
         raise ApiError(400, f"{where}.parameters must be an object, got {json_type(parameters)}")
+    # Kept while the request lives (and a key may be quoted in an error): bounded.
+    for key, value in parameters.items():
+        short_string(key, f"a key of {where}.parameters")
+        if type(value) is str:
+            short_string(value, f"{where}.parameters.{key}")
     return parameters
 
 
@@ -384,8 +390,10 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
         decoded = json_object(header, self.max_rows)
         document = _object(decoded.value, "request", _REQUEST_KEYS)
         request_id = document.get("id")
-        if "id" in document and type(request_id) is not str:
-            raise ApiError(400, f"id must be a string, got {json_type(request_id)}")
+        if "id" in document:
+            if type(request_id) is not str:
+                raise ApiError(400, f"id must be a string, got {json_type(request_id)}")
+            short_string(request_id, "id")  # echoed in the answer
         binary_default = _flag(
             _parameters(document, "request"), "binary_data_output", "request", False
         )
