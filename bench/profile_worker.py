@@ -101,7 +101,7 @@ def summarise(collapsed: list[tuple[list[str], int]], top: int) -> str:
             inclusive[key] += count
         own[frame_key(frames[-1])] += count
         # Attribute the sample to the innermost frame that belongs to a known area, so
-        # that e.g. time in json's C scanner under strictjson.loads counts as "JSON decode".
+        # that e.g. time in json's C scanner under strictjson.decode counts as "JSON decode".
         area = next((a for a in map(area_of, reversed(frames)) if a is not None), "other")
         areas[area] += count
     lines = [f"samples: {total} (active threads only)", "", "## Self time by area", ""]
