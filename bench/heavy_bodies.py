@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per body, best kept")
     args = parser.parse_args()
     app = create_app({"LOG_REQUESTS": False})
-    limit = app.extensions["inference_server.service"].body_reader.limit
+    limit = app.extensions["inference_server.pipeline"].body_reader.limit
     size = args.size or limit
     print(f"body limit {limit} bytes; worst cases of {size} bytes")
     print(f"{'body':24} {'route':5} {'bytes':>8} {'CPU ms':>7}  answer")

@@ -29,8 +29,11 @@ from workloads import WORKLOAD_LABELS, make_workloads
 # First matching (substring of file path or function) wins; checked against each frame.
 AREAS = [
     ("metrics (prometheus_client)", ("prometheus_client",)),
-    ("logging", ("/logging/", "inference_server/logs.py")),
-    ("JSON decode", ("json/decoder.py", "json/__init__.py", "strictjson.py:loads", "_unique_keys")),
+    ("logging", ("/logging/", "inference_server/http/logs.py")),
+    (
+        "JSON decode",
+        ("json/decoder.py", "json/__init__.py", "strictjson.py:decode", "_unique_keys"),
+    ),
     ("JSON encode (orjson)", ("strictjson.py:dumps", "orjson")),
     ("request body read", ("bodies.py:read", "gunicorn/http/body.py")),
     ("validation (iris_model.validation)", ("iris_model/validation.py",)),
@@ -98,7 +101,7 @@ def summarise(collapsed: list[tuple[list[str], int]], top: int) -> str:
             inclusive[key] += count
         own[frame_key(frames[-1])] += count
         # Attribute the sample to the innermost frame that belongs to a known area, so
-        # that e.g. time in json's C scanner under strictjson.loads counts as "JSON decode".
+        # that e.g. time in json's C scanner under strictjson.decode counts as "JSON decode".
         area = next((a for a in map(area_of, reversed(frames)) if a is not None), "other")
         areas[area] += count
     lines = [f"samples: {total} (active threads only)", "", "## Self time by area", ""]

@@ -32,6 +32,7 @@ import report
 from load import check_answers, find_vegeta, percentile, run_vegeta, run_wrk, wrk_version
 from servers import (
     BENCH,
+    OFF_SERVERS,
     BenchError,
     Server,
     Setup,
@@ -169,7 +170,7 @@ def memory_scaling(
 ) -> dict[str, list[dict[str, Any]]]:
     """Memory with 1, 2, ... workers after every worker has served each workload."""
     scaling: dict[str, list[dict[str, Any]]] = {}
-    for key in (k for k in keys if k != "server_auth"):
+    for key in (k for k in keys if k != "server_auth" and k not in OFF_SERVERS):
         scaling[key] = []
         for count in counts:
             server = make_server(setup, key, workers=count)
@@ -225,11 +226,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--servers",
         default="server,server_auth,ceiling,seed",
-        help="comma-separated subset to measure",
+        help="comma-separated subset to measure; 'tricks' adds every server_off_<trick> row"
+        " (the speed tricks on/off)",
     )
     parser.add_argument(
         "--workloads",
-        default="predict,v1,v2,batch,predict_auth,v2bin,v2bin_batch",
+        default="predict,v1,v2,batch,predict_auth,v2bin,v2bin_batch,v2_batch",
         help="comma-separated subset to measure",
     )
     parser.add_argument(
@@ -286,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     keys = [k.strip() for k in args.servers.split(",") if k.strip()]
+    if "tricks" in keys:
+        keys = [k for k in keys if k != "tricks"] + list(OFF_SERVERS)
     extra_env = dict(item.split("=", 1) for item in args.env)
     wanted = {w.strip() for w in args.workloads.split(",")}
     workloads = {k: w for k, w in make_workloads().items() if k in wanted}
@@ -354,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s, ws in table.items()
         },
         "ratios": ratios,
+        "on_off": report.on_off(rows),
         "open_loop": fixed_rate,
         "memory": {
             "scaling": scaling,

@@ -6,7 +6,10 @@
 - ``ceiling``: a constant-JSON Flask app (apps/ceiling.py) under the SAME Gunicorn
   configuration module: the framework ceiling for our configuration;
 - ``seed``: the seed-style app (apps/seed.py: sklearn ``predict`` per request) under
-  ``gunicorn --workers 2`` with Gunicorn's defaults: the "before" baseline.
+  ``gunicorn --workers 2`` with Gunicorn's defaults: the "before" baseline;
+- ``server_off_<trick>``: the shipped server with one speed trick turned off
+  (apps/tricks_off.py, apps/tricks_off_conf.py): the on/off rows, each on the workloads the
+  trick claims to speed up.
 
 Process figures (CPU time, RSS/PSS/USS) come from psutil. Only processes started here are
 stopped, by PID.
@@ -27,6 +30,9 @@ from typing import Any
 import psutil
 from workloads import AUTH_TOKEN, Workload
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+from tricks_off import TRICKS
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 # tests/support/local_http.py: the free-port and readiness helpers every test tree shares.
@@ -45,14 +51,23 @@ SERVER_LABELS = {
     "server_auth": "inference-server, bearer auth on",
     "ceiling": "framework ceiling (constant JSON, same Gunicorn config)",
     "seed": "seed baseline (sklearn predict, gunicorn --workers 2)",
-}
+} | {f"server_off_{trick}": f"server with {what}" for trick, what in TRICKS.items()}
 # Which workloads each server answers.
 SERVES = {
-    "server": ("predict", "v1", "v2", "batch", "v2bin", "v2bin_batch"),
+    "server": ("predict", "v1", "v2", "batch", "v2bin", "v2bin_batch", "v2_batch"),
     "server_auth": ("predict_auth",),
     "ceiling": ("predict", "v2", "batch"),
     "seed": ("predict", "batch"),
+    # The on/off rows: each trick on the workloads it claims to speed up.
+    "server_off_fair": ("predict", "v2"),
+    "server_off_coalescing": ("predict", "v2"),
+    "server_off_mallopt": ("predict", "batch"),
+    "server_off_proof": ("predict", "v2", "v2_batch"),
+    "server_off_number_rows": ("v2_batch",),
+    "server_off_simdjson": ("batch",),
 }
+#: The on/off servers, for the report.
+OFF_SERVERS = tuple(key for key in SERVES if key.startswith("server_off_"))
 
 
 class BenchError(RuntimeError):
@@ -251,6 +266,15 @@ def make_server(setup: Setup, key: str, workers: int | None = None) -> Server:
     scratch.mkdir()
     common = {"PROMETHEUS_MULTIPROC_DIR": str(scratch / "prometheus")}
     (scratch / "prometheus").mkdir()
+    if key in OFF_SERVERS:
+        assert setup.model_dir is not None  # noqa: S101 - prepare() found the server
+        env = clean_env(common | setup.extra_env | {"INFERENCE_BIND": bind})
+        env |= {"INFERENCE_MODEL_DIR": str(setup.model_dir), "BENCH_OFF": key[len("server_off_") :]}
+        if workers is not None:
+            env["WEB_CONCURRENCY"] = str(workers)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS), env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:tricks_off_conf"]
+        return Server(key, [*argv, "tricks_off:create()"], env, port, log, SERVES[key], APPS)
     if key in {"server", "server_auth", "ceiling"}:
         env = clean_env(common | setup.extra_env | {"INFERENCE_BIND": bind})
         if workers is not None:

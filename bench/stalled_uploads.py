@@ -1,14 +1,17 @@
 """Worker memory before, during and after clients that stall near the end of large bodies.
 
     python bench/stalled_uploads.py [--clients 400] [--size 1048576] [--rounds 2]
+                                    [--servers server,server_off_mallopt]
 
 Starts the shipped server (``inference-server``, two workers, shipped settings) on
 127.0.0.1, records each worker's RSS, then opens ``--clients`` connections that each send
 headers for a ``--size``-byte /predict body and all of it but the last byte, and wait. The
 server answers each 408 (body deadline) or 503 (in-flight budget) and closes. RSS is read
 while they wait and again once every connection is closed; a second round shows whether the
-memory is reused. Bounded: the clients, their bytes and the waits are fixed; nothing but
-127.0.0.1 and the server started here is touched.
+memory is reused. ``--servers server,server_off_mallopt`` runs the same rounds on the shipped
+server, then on it without the mallopt of ``inference_server.http.gunicorn`` (the on/off row
+of that trick, whose claim is memory, not speed). Bounded: the clients, their bytes and the
+waits are fixed; nothing but 127.0.0.1 and the servers started here is touched.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import Server, clean_env, free_port
+from servers import APPS, Server, clean_env, free_port
 
 
 def worker_rss_mb(pids: list[int]) -> list[float]:
@@ -57,8 +60,17 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--start-timeout", type=float, default=120.0)
     parser.add_argument("--hold", type=float, default=3.0, help="seconds the clients wait")
+    parser.add_argument("--servers", default="server", help="server and/or server_off_mallopt")
     args = parser.parse_args()
+    for key in args.servers.split(","):
+        run(key.strip(), args)
+    return 0
+
+
+def run(key: str, args: argparse.Namespace) -> None:
+    """The rounds against one server: ``server`` as shipped or ``server_off_mallopt``."""
     port = free_port()
+    print(f"== {key}")
     with tempfile.TemporaryDirectory(prefix="bench-stalled-") as tmp:
         scratch = Path(tmp)
         (scratch / "prometheus").mkdir()
@@ -71,7 +83,12 @@ def main() -> int:
             }
         )
         argv = [sys.executable, "-m", "inference_server"]
-        server = Server("server", argv, env, port, scratch / "server.log", ("predict",))
+        if key == "server_off_mallopt":
+            env["BENCH_OFF"] = "mallopt"
+            env["PYTHONPATH"] = str(APPS)
+            argv = [sys.executable, "-m", "gunicorn", "-c", "python:tricks_off_conf"]
+            argv.append("tricks_off:create()")
+        server = Server(key, argv, env, port, scratch / "server.log", ("predict",))
         try:
             server.start()
             server.wait_ready(args.start_timeout)
@@ -90,7 +107,6 @@ def main() -> int:
                 )
         finally:
             server.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ app = Flask(__name__)
 # The shipped Gunicorn config's post_worker_init hook wires SIGTERM to the app's readiness
 # state; give it the real (tiny, dependency-free) object so the hooks run unchanged.
 try:
-    from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+    from inference_server.http.lifecycle import LIFECYCLE_KEY, Lifecycle
 except ImportError:  # pragma: no cover - the server package is not installed
     pass
 else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from inference_server.auth import token_matches
+from inference_server.http.auth import token_matches
 
 from .conftest import SETOSA
 

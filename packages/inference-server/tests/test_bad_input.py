@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from inference_server import errors, strictjson
+from inference_server.http import errors, strictjson
 
 from .conftest import SETOSA
 
@@ -196,9 +196,11 @@ def test_batch_over_max_rows_is_413(make_app: Callable[..., Flask]) -> None:
     assert client.post("/predict", json={"instances": [SETOSA] * 3}).status_code == 200
 
 
-def test_loads_accepts_plain_json() -> None:
+def test_decode_accepts_plain_json() -> None:
     """Well-formed JSON decodes as usual."""
-    assert strictjson.loads(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+    assert strictjson.decode(b'{"a": [1, 2.5, "x", null, true]}').value == {
+        "a": [1, 2.5, "x", None, True]
+    }
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from inference_server.bodies import BodyReader, check_content_type, media_type, read_exactly
-from inference_server.errors import ApiError
+from inference_server.http.bodies import BodyReader, check_content_type, media_type
+from inference_server.http.errors import ApiError
 
 
 def environ(body: bytes, length: str | None = None, *, terminated: bool = False) -> dict[str, Any]:
@@ -19,25 +19,6 @@ def environ(body: bytes, length: str | None = None, *, terminated: bool = False)
     if terminated:
         env["wsgi.input_terminated"] = True
     return env
-
-
-def test_read_exactly_reads_on_after_a_short_read() -> None:
-    """A raw stream may return fewer bytes than asked: the rest is read, up to EOF."""
-
-    class Trickle(io.RawIOBase):
-        def __init__(self, data: bytes) -> None:
-            self.data = data
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: Any) -> int:
-            chunk, self.data = self.data[:3], self.data[3:]
-            buffer[: len(chunk)] = chunk
-            return len(chunk)
-
-    assert read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
-    assert read_exactly(Trickle(b"01234"), 10) == b"01234"  # the client sent less
 
 
 def test_content_length_body_is_read_exactly() -> None:

@@ -11,27 +11,35 @@ import pytest
 from flask import Flask
 
 import iris_model
-from inference_server.errors import MAX_MESSAGE_CHARS, ApiError, error_bytes
+from inference_server.app import PIPELINE_KEY
+from inference_server.http.errors import MAX_MESSAGE_CHARS, ApiError, error_bytes
+from inference_server.http.pipeline import Answer, Request, Route
+
+
+def _raise(error: Exception) -> Callable[[Request], Answer]:
+    def handler(_request: Request) -> Answer:
+        raise error
+
+    return handler
 
 
 @pytest.fixture
 def faulty_app(make_app: Callable[..., Flask]) -> Flask:
     """An app with extra routes that raise on purpose."""
     app = make_app()
-
-    @app.get("/boom")
-    def boom() -> str:
-        raise RuntimeError("secret internal detail /etc/passwd")
-
-    @app.get("/model-gone")
-    def model_gone() -> str:
-        raise iris_model.ModelLoadError("golden pair 0 no longer reproduces: secret")
-
-    @app.get("/details")
-    def details() -> str:
-        raise ApiError(422, "several problems", details=["one", "two"])
-
-    app.testing = False  # let Flask handle exceptions as in production
+    pipeline = app.extensions[PIPELINE_KEY]
+    pipeline.add(Route("/boom", "GET", _raise(RuntimeError("secret internal detail /etc/passwd"))))
+    pipeline.add(
+        Route(
+            "/model-gone",
+            "GET",
+            _raise(iris_model.ModelLoadError("golden pair 0 no longer reproduces: secret")),
+        )
+    )
+    pipeline.add(
+        Route("/details", "GET", _raise(ApiError(422, "several problems", details=["one", "two"])))
+    )
+    app.testing = False
     return app
 
 

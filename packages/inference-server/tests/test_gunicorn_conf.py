@@ -19,7 +19,9 @@ import pytest
 from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignore]
 
 import inference_server.gunicorn_conf as conf_module
-from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
+from inference_server.http import gunicorn as machinery
+from inference_server.http.bodies import READ_CHUNK
+from inference_server.http.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.settings import specs
 
 #: The variables the config module reads (the settings model's Gunicorn scope).
@@ -47,7 +49,7 @@ def test_defaults(load_conf: Any) -> None:
     conf = load_conf()
     assert conf.bind == ["0.0.0.0:5000"]
     assert conf.workers == 2
-    assert conf.worker_class == "inference_server.worker.FairGeventWorker"
+    assert conf.worker_class == "inference_server.http.worker.FairGeventWorker"
     assert conf.threads == 4
     assert conf.timeout == 30
     assert conf.graceful_timeout == 20
@@ -229,7 +231,7 @@ def test_post_worker_init_freezes_the_loaded_app_for_the_gc(load_conf: Any) -> N
     try:
         conf.post_worker_init(worker)
         assert gc.get_freeze_count() >= len(made_by_the_worker)
-        assert gc.get_threshold()[0] == conf.GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == machinery.GC_YOUNG_THRESHOLD
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
@@ -240,10 +242,10 @@ def test_large_allocations_are_mapped_on_their_own(
     load_conf: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Glibc takes the fixed mmap threshold; an explicit MALLOC_MMAP_THRESHOLD_ wins."""
-    conf = load_conf()
-    assert conf.map_large_allocations(conf.READ_CHUNK) is True
+    load_conf()
+    assert machinery.map_large_allocations(READ_CHUNK) is True
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
-    assert conf.map_large_allocations(conf.READ_CHUNK) is False
+    assert machinery.map_large_allocations(READ_CHUNK) is False
 
 
 def _request(*headers: tuple[str, str], version: tuple[int, int] = (1, 1)) -> Any:
@@ -293,10 +295,10 @@ def test_chunked_reader_refuses_bare_lf_and_overflowing_sizes(
         IterUnreader,
     )
 
-    conf = load_conf()
-    assert message.ChunkedReader is conf.StrictChunkedReader
+    load_conf()
+    assert message.ChunkedReader is machinery.StrictChunkedReader
     request = SimpleNamespace(limit_request_field_size=8190, max_buffer_headers=0)
-    reader = conf.StrictChunkedReader(request, IterUnreader([framed]))
+    reader = machinery.StrictChunkedReader(request, IterUnreader([framed]))
     if outcome == "read":
         assert reader.read(100) == b"{}"
         return
@@ -316,7 +318,7 @@ def test_refused_requests_get_a_json_answer_and_access_line(
 
     from gunicorn.config import Config  # noqa: PLC0415
 
-    from inference_server.logs import ACCESS_LOGGER  # noqa: PLC0415
+    from inference_server.http.logs import ACCESS_LOGGER  # noqa: PLC0415
 
     conf = load_conf()
     quoted = "Invalid Request Line '" + "Q" * 4000 + "'"
@@ -325,7 +327,7 @@ def test_refused_requests_get_a_json_answer_and_access_line(
     with server_end, client_end, caplog.at_level(logging.INFO):
         access.addHandler(caplog.handler)
         try:
-            conf.write_json_error(server_end, 400, "Bad Request", quoted)
+            machinery.write_json_error(server_end, 400, "Bad Request", quoted)
         finally:
             access.removeHandler(caplog.handler)
         answer = client_end.recv(65536)

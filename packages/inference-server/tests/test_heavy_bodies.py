@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from inference_server.errors import ApiError
+from inference_server.http.errors import ApiError
 from inference_server.protocols.base import MAX_KEYS, MAX_OBJECTS, MAX_STRINGS, check_structure
 
 ROUTES = ("/predict", "/v1/models/iris:predict", "/v2/models/iris/infer")

@@ -58,7 +58,7 @@ def test_console_process_is_the_gunicorn_master(server: Server) -> None:
     assert len(server.workers()) == 2
     log = server.log.read_text()
     assert f"Listening at: {server.url} ({server.process.pid})" in log
-    assert "Using worker: inference_server.worker.FairGeventWorker" in log
+    assert "Using worker: inference_server.http.worker.FairGeventWorker" in log
 
 
 def test_access_log_is_json_lines(server: Server) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 
-from inference_server.logs import ACCESS_LOGGER
+from inference_server.http.logs import ACCESS_LOGGER
 
 from .conftest import SETOSA
 

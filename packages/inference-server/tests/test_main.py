@@ -51,7 +51,7 @@ def test_application_uses_the_config_module(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("INFERENCE_GRACEFUL_TIMEOUT", "20")
     application = cli.InferenceServer()
     cfg = application.cfg
-    assert cfg.worker_class_str == "inference_server.worker.FairGeventWorker"
+    assert cfg.worker_class_str == "inference_server.http.worker.FairGeventWorker"
     assert cfg.graceful_timeout == 20
     assert cfg.control_socket_disable is True
     assert isinstance(application.load(), Flask)

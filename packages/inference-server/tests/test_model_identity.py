@@ -180,4 +180,4 @@ def test_version_routes_keep_metric_labels_bounded(versioned: Flask) -> None:
         client.get(f"{V2}/versions/v{k}")
     text = client.get("/metrics").get_data(as_text=True)
     routes = set(re.findall(r'route="([^"]*versions[^"]*)"', text))
-    assert routes == {f"{V2}/versions/<version>"}
+    assert routes == {f"{V2}/versions/{{version}}"}

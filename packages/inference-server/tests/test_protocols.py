@@ -14,16 +14,17 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 import iris_model
-from inference_server.errors import ApiError
+from inference_server.http.errors import ApiError
+from inference_server.http.pipeline import EnvironHeaders
+from inference_server.http.strictjson import InvalidJSONError
 from inference_server.protocols import (
-    EnvironHeaders,
     KServeV1Protocol,
     OpenInferenceProtocol,
     Prediction,
     SeedProtocol,
+    kserve_v1,
 )
 from inference_server.protocols.batches import plain_batch
-from inference_server.strictjson import InvalidJSONError
 
 NO_HEADERS = EnvironHeaders({})
 CLASSES = ("a", "b", "c")
@@ -143,7 +144,7 @@ def test_seed_rule_violations(body: bytes, message: str) -> None:
 
 def test_parse_is_strict_json() -> None:
     """Duplicate keys and NaN never reach a protocol's rules."""
-    for protocol in (SeedProtocol(), KServeV1Protocol("m"), OpenInferenceProtocol("m", 4)):
+    for protocol in (SeedProtocol(), KServeV1Protocol(), OpenInferenceProtocol("m", 4)):
         with pytest.raises(InvalidJSONError):
             protocol.parse(b'{"instances": [[NaN]]}', NO_HEADERS)
         with pytest.raises(InvalidJSONError):
@@ -152,8 +153,8 @@ def test_parse_is_strict_json() -> None:
 
 def test_kserve_v1() -> None:
     """``instances`` only; class indices back; the route carries the model name."""
-    protocol = KServeV1Protocol("wine")
-    assert protocol.route == "/v1/models/wine:predict"
+    assert kserve_v1.predict_route("wine") == "/v1/models/wine:predict"
+    protocol = KServeV1Protocol()
     call = protocol.parse(b'{"instances": [[1, 2]]}', NO_HEADERS)
     assert call.rows == [[1, 2]]
     assert json.loads(protocol.render(call, prediction([2])).body) == {"predictions": [2]}
@@ -329,7 +330,7 @@ def _general_call(protocol: Any, body: bytes) -> Any:
 @given(body=_batch_texts())
 def test_plain_batches_parse_as_the_general_path_does(body: bytes) -> None:
     """Whenever the simdjson path takes a body, the general path gives the same call."""
-    for protocol in (SeedProtocol(), KServeV1Protocol("m")):
+    for protocol in (SeedProtocol(), KServeV1Protocol()):
         protocol.n_features = 4
         allowed = _SEED_FLAGS if isinstance(protocol, SeedProtocol) else frozenset()
         fast = plain_batch(body, 4, protocol.max_rows, allowed)
@@ -339,6 +340,21 @@ def test_plain_batches_parse_as_the_general_path_does(body: bytes) -> None:
         matrix, flags = fast
         assert np.asarray(general.rows, dtype=np.float64).tobytes() == matrix.tobytes()
         assert general.probabilities == flags.get("probabilities", False)
+
+
+def test_out_of_range_values_get_the_librarys_message_on_either_path() -> None:
+    """The simdjson path does not repeat the library's range check: the library refuses."""
+    model = iris_model.train(seed=42).model
+    body = b'{"instances": [[1, 2, 3, 1000001]]}'
+    batch = plain_batch(body, 4, 10_000, _SEED_FLAGS)
+    assert batch is not None
+    messages = []
+    for rows in (batch[0], [[1, 2, 3, 1000001]]):
+        with pytest.raises(iris_model.InvalidInputError) as error:
+            model.classify(rows, probabilities=False)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert "outside" in messages[0]
 
 
 @pytest.mark.parametrize(
@@ -353,7 +369,6 @@ def test_plain_batches_parse_as_the_general_path_does(body: bytes) -> None:
         (b'{"instances": [[1, 2, 3, 4]], "probabilities": "yes"}', 4),
         (b'{"instances": [[1, 2, 3, true]]}', 4),
         (b'{"instances": [[1, 2, 3, 1e400]]}', 4),
-        (b'{"instances": [[1, 2, 3, 1000001]]}', 4),  # out of range: the library's message
         (b'{"instances": [[1, 2, 3, 4]], "x": {"y": [1, 2, 3, 4]}}', 4),
         (b'{"instances": []}', 4),
     ],

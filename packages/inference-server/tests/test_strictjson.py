@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from inference_server import strictjson
-from inference_server.strictjson import InvalidJSONError
+from inference_server.http import strictjson
+from inference_server.http.strictjson import InvalidJSONError
 
 
 def _strict(data: bytes) -> tuple[str, Any]:
@@ -29,7 +29,7 @@ def _strict(data: bytes) -> tuple[str, Any]:
 
 def _served(data: bytes) -> tuple[str, Any]:
     try:
-        return ("value", strictjson.loads(data))
+        return ("value", strictjson.decode(data).value)
     except InvalidJSONError:
         return ("error", None)
 
@@ -63,7 +63,7 @@ def _same(a: Any, b: Any) -> bool:
 def test_duplicate_keys_are_rejected_even_behind_strings(body: bytes) -> None:
     """Braces or colons inside strings cannot hide a duplicate key from the proof."""
     with pytest.raises(InvalidJSONError, match="duplicate key"):
-        strictjson.loads(body)
+        strictjson.decode(body)
 
 
 @pytest.mark.parametrize(
@@ -95,12 +95,12 @@ def test_orjson_value_is_used_for_ordinary_bodies(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(strictjson._DECODER, "decode", forbidden)
     rows = [[5.1, 3.5, 1.4, 0.2]] * 1000
-    assert strictjson.loads(json.dumps({"instances": rows}).encode()) == {"instances": rows}
+    assert strictjson.decode(json.dumps({"instances": rows}).encode()).value == {"instances": rows}
     v2 = {
         "id": "req-1",
         "inputs": [{"name": "i", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}],
     }
-    assert strictjson.loads(json.dumps(v2).encode())["inputs"][0]["shape"] == [1, 4]
+    assert strictjson.decode(json.dumps(v2).encode()).value["inputs"][0]["shape"] == [1, 4]
 
 
 def test_deep_nesting_is_decided_by_the_strict_decoder() -> None:
@@ -167,7 +167,7 @@ def test_duplicate_keys_are_found_without_decoding_number_arrays(
     monkeypatch.setattr(strictjson._DECODER, "decode", recording)
     rows = json.dumps([[5.1, 3.5, 1.4, 0.2]] * 10_000)
     with pytest.raises(InvalidJSONError, match="duplicate key 'instances'"):
-        strictjson.loads(f'{{"instances": {rows}, "instances": 0}}'.encode())
+        strictjson.decode(f'{{"instances": {rows}, "instances": 0}}'.encode())
     assert decoded == ['{"instances": [[]' + ", []" * 9_999 + '], "instances": 0}']
 
 

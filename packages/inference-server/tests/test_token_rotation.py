@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from inference_server import auth
-from inference_server.auth import BearerAuth, TokenFile
-from inference_server.errors import ApiError
+from inference_server.http import auth
+from inference_server.http.auth import BearerAuth, TokenFile
+from inference_server.http.errors import ApiError
 from inference_server.settings import file_tokens
 
 from .conftest import SETOSA, SecretVolume

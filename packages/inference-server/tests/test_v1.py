@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Flask
 from flask.testing import FlaskClient
 
-from inference_server.lifecycle import LIFECYCLE_KEY
+from inference_server.http.lifecycle import LIFECYCLE_KEY
 
 from .conftest import SETOSA, VIRGINICA
 

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 import inference_server
 import iris_model
-from inference_server.lifecycle import LIFECYCLE_KEY
+from inference_server.http.lifecycle import LIFECYCLE_KEY
 
 from .conftest import SETOSA, VIRGINICA
 

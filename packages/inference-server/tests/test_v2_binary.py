@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from inference_server.errors import ApiError
+from inference_server.http.errors import ApiError
 from inference_server.protocols.base import Call, Prediction
 from inference_server.protocols.open_inference import (
     BINARY_HEADER,

@@ -9,7 +9,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.http import wsgi
 
-from inference_server.worker import CoalescingResponse
+from inference_server.http.worker import CoalescingResponse
 
 
 class RecordingSocket:
@@ -99,3 +99,55 @@ def test_408_and_413_close_the_connection_and_say_so(status: int, closes: bool) 
     assert response.should_close() is closes
     connection = b"Connection: close" if closes else b"Connection: keep-alive"
     assert connection in sock.writes[0]
+
+
+def test_the_gunicorn_internals_patched_here_are_still_there() -> None:
+    """A Gunicorn upgrade that renames or reshapes what is patched fails here, not in prod.
+
+    The worker replaces ``gunicorn.http.wsgi.Response`` (and overrides its private
+    ``_emit_body``, ``send_headers`` and ``close``, reading ``headers_sent``, ``chunked`` and
+    ``default_headers()``, calling ``force_close``); the config replaces
+    ``gunicorn.util.write_error`` and ``gunicorn.http.message.ChunkedReader`` (a subclass
+    overriding ``read_into`` and ``parse_chunk_size``).
+    """
+    import inspect  # noqa: PLC0415
+
+    from gunicorn import util  # noqa: PLC0415
+    from gunicorn.http import body, message  # noqa: PLC0415
+    from gunicorn.workers.ggevent import GeventWorker  # noqa: PLC0415
+
+    assert message.ChunkedReader.__name__ in {"ChunkedReader", "StrictChunkedReader"}
+    for name in ("read_into", "parse_chunk_size"):
+        assert list(inspect.signature(getattr(body.ChunkedReader, name)).parameters)[:2] == [
+            "self",
+            "unreader",
+        ], name
+    for name in (
+        "_emit_body",
+        "send_headers",
+        "close",
+        "default_headers",
+        "can_sendfile",
+        "force_close",
+        "start_response",
+    ):
+        assert callable(getattr(wsgi.Response, name, None)), name
+    assert list(inspect.signature(wsgi.Response._emit_body).parameters) == ["self", "data"]
+    response = wsgi.Response(_request(), RecordingSocket(), Config())
+    assert (response.headers_sent, response.chunked) == (False, False)
+    assert list(inspect.signature(util.write_error).parameters) == [
+        "sock",
+        "status_int",
+        "reason",
+        "mesg",
+    ]
+    assert list(inspect.signature(GeventWorker.handle_request).parameters) == [
+        "self",
+        "listener_name",
+        "req",
+        "sock",
+        "addr",
+    ]
+    # gunicorn.workers.base builds answers through wsgi.create, which looks Response up in
+    # the module at call time: replacing the module attribute is what takes effect.
+    assert "response_class = Response" in inspect.getsource(wsgi.create)

@@ -1,4 +1,4 @@
-"""The application factory: settings, model, prediction core, Flask routes, errors, metrics."""
+"""The application factory: settings, model, the protocols' routes and the one pipeline."""
 
 from __future__ import annotations
 
@@ -10,31 +10,28 @@ from functools import partial
 from typing import Any
 
 from flask import Flask
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import iris_model
-from inference_server.auth import BearerAuth, TokenFile
-from inference_server.bodies import BodyReader
-from inference_server.lifecycle import LIFECYCLE_KEY, Lifecycle
-from inference_server.logs import AccessLog
+from inference_server.dataplane import Dataplane
+from inference_server.errors import api_error_for
+from inference_server.http.auth import BearerAuth, TokenFile
+from inference_server.http.bodies import BodyReader
+from inference_server.http.lifecycle import LIFECYCLE_KEY, Lifecycle
+from inference_server.http.logs import AccessLog
+from inference_server.http.pipeline import JSON_HEADERS, Answer, Pipeline, Route
+from inference_server.http.strictjson import dumps
 from inference_server.metrics import METRICS_KEY, Metrics
 from inference_server.openapi import build_openapi
-from inference_server.protocols import (
-    KServeV1Protocol,
-    OpenInferenceProtocol,
-    PredictionProtocol,
-    SeedProtocol,
-)
-from inference_server.routes import InferenceFlask, blueprint, init_flask
-from inference_server.service import PredictionRoutes, PredictionService
+from inference_server.protocols import PROTOCOLS
 from inference_server.settings import SETTINGS_KEY, Settings, file_tokens, load_settings
-from inference_server.strictjson import dumps
 
 logger = logging.getLogger("inference_server")
 
 #: Key of the served ``IrisModel`` in ``app.extensions``.
 MODEL_KEY = "iris_model"
-#: Key of the ``PredictionService`` in ``app.extensions``.
-SERVICE_KEY = "inference_server.service"
+#: Key of the :class:`~inference_server.http.pipeline.Pipeline` in ``app.extensions``.
+PIPELINE_KEY = "inference_server.pipeline"
 
 
 def load_model(settings: Settings) -> iris_model.IrisModel:
@@ -89,6 +86,22 @@ def load_model(settings: Settings) -> iris_model.IrisModel:
     return model
 
 
+def server_routes(plane: Dataplane) -> list[Route]:
+    """The server's own routes: liveness, readiness and the Prometheus exposition."""
+    live = Answer(200, dumps({"status": "ok"}))
+    ready = dumps({"status": "ready"})
+    metrics_headers = (("Content-Type", CONTENT_TYPE_LATEST),)
+    return [
+        Route("/healthz", "GET", lambda _: live),
+        Route("/readyz", "GET", lambda _: plane.when_ready(ready, "not ready: {reason}")),
+        Route(
+            "/metrics",
+            "GET",
+            lambda _: Answer(200, plane.metrics.exposition_text(), metrics_headers),
+        ),
+    ]
+
+
 def create_app(
     config: Mapping[str, Any] | None = None, *, model: iris_model.IrisModel | None = None
 ) -> Flask:
@@ -98,6 +111,10 @@ def create_app(
     environment, then ``config`` (keys like ``MAX_ROWS``). The model is loaded (or trained)
     and self-tested once, here, unless ``model`` is given (tests, embedding): the caller
     vouches for that one, and its ``max_rows`` is set from the settings.
+
+    Flask hosts the app (the factory, ``app.extensions``, the test client); every request
+    goes through the one :class:`~inference_server.http.pipeline.Pipeline`, which is its
+    ``wsgi_app``.
 
     Raises:
         inference_server.settings.ConfigError: Invalid configuration.
@@ -118,45 +135,34 @@ def create_app(
     else:
         model.max_rows = settings.max_rows
 
-    app = InferenceFlask("inference_server")
-    # OPTIONS would answer every route with an empty 200: 405 JSON instead, like other methods.
-    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     lifecycle = Lifecycle()
     metrics = Metrics(model, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
-    access_log = AccessLog() if settings.log_requests else None
-    app.extensions[SETTINGS_KEY] = settings
-    app.extensions[LIFECYCLE_KEY] = lifecycle
-    app.extensions[MODEL_KEY] = model
-    app.extensions[METRICS_KEY] = metrics
-
-    init_flask(app, metrics, access_log)
-    openapi = dumps(build_openapi(model, settings))
-    app.register_blueprint(blueprint(settings.model_name, model, openapi))
-
-    service = PredictionService(
-        model,
+    plane = Dataplane(model, settings.model_name, lifecycle, metrics)
+    routes = server_routes(plane)
+    for protocol in PROTOCOLS:
+        routes += protocol.routes(plane)
+    openapi = dumps(build_openapi(model, settings, PROTOCOLS, routes))
+    routes.append(Route("/openapi.json", "GET", lambda _: Answer(200, openapi, JSON_HEADERS)))
+    pipeline = Pipeline(
+        routes,
         body_reader=BodyReader(
             settings.body_limit(model.n_features),
             idle_timeout=settings.body_idle_timeout,
             total_timeout=settings.body_timeout,
             in_flight_limit=settings.body_bytes_in_flight,
         ),
-        metrics=metrics,
-        access_log=access_log,
-        auth=BearerAuth(settings.auth_tokens, token_file) if tokens else None,
+        observer=metrics,
+        access_log=AccessLog() if settings.log_requests else None,
+        auth=BearerAuth(settings.auth_tokens, token_file).check if tokens else None,
+        error_for=api_error_for,
     )
-    app.extensions[SERVICE_KEY] = service
-    v2 = OpenInferenceProtocol(settings.model_name, model.n_features, model.version)
-    protocols: list[PredictionProtocol[Any]] = [
-        SeedProtocol(),
-        KServeV1Protocol(settings.model_name),
-        v2,
-    ]
-    if model.version is not None:  # /v2/models/<name>/versions/<its version>/infer too
-        protocols.append(v2.versioned(model.version))
-    for protocol in protocols:
-        protocol.max_rows = model.max_rows
-        protocol.n_features = model.n_features
-    app.wsgi_app = PredictionRoutes(app.wsgi_app, service, protocols)  # type: ignore[method-assign]
+
+    app = Flask("inference_server")
+    app.extensions[SETTINGS_KEY] = settings
+    app.extensions[LIFECYCLE_KEY] = lifecycle
+    app.extensions[MODEL_KEY] = model
+    app.extensions[METRICS_KEY] = metrics
+    app.extensions[PIPELINE_KEY] = pipeline
+    app.wsgi_app = pipeline  # type: ignore[method-assign]
     lifecycle.mark_ready()
     return app

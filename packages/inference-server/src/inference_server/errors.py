@@ -1,61 +1,22 @@
-"""The service's errors and the one table that maps every error to an HTTP status.
+"""The one table that maps every error to an HTTP status.
 
-Flask-free: the prediction core (:mod:`inference_server.service`) and the Flask error
-handlers (:mod:`inference_server.app`) both answer through :func:`api_error_for`, so a domain
-error gets the same status and body whichever front end met it.
+The pipeline (:mod:`inference_server.http.pipeline`) answers every failed request through
+:func:`api_error_for`, so an error gets the same status and body on every route.
 
-- ``ApiError``: raised by the server's own checks (auth, content type, body, protocol rules),
-  with a status, a client-facing message and optional headers (``WWW-Authenticate``, ``Allow``).
+- :class:`~inference_server.http.errors.ApiError`: raised by the server's own checks (auth,
+  content type, body, protocol rules), with a status, a message and optional headers.
 - Library errors: ``InvalidInputError`` -> 400, ``BatchTooLargeError`` -> 413,
   ``ModelLoadError`` -> 503 (with a fixed message: the reason is for the log).
-- :class:`~inference_server.strictjson.InvalidJSONError` -> 400.
-- Anything else is a bug: :func:`api_error_for` returns None and the caller logs it once and
-  answers a fixed 500 message, never the exception text.
+- :class:`~inference_server.http.strictjson.InvalidJSONError` -> 400.
+- Anything else is a bug: :func:`api_error_for` returns None and the pipeline logs it once
+  and answers a fixed 500 message, never the exception text.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from typing import Any
-
 import iris_model
-from inference_server.strictjson import InvalidJSONError
-
-JSON_MIMETYPE = "application/json"
-
-
-#: Longest error message sent back: messages may quote client input (a key, a name), and a
-#: 900 KB key once came back in a 900 KB error. Longer ones are cut, marked with "...".
-MAX_MESSAGE_CHARS = 300
-
-
-def bounded(message: str) -> str:
-    """``message``, cut to :data:`MAX_MESSAGE_CHARS` characters."""
-    if len(message) <= MAX_MESSAGE_CHARS:
-        return message
-    return message[: MAX_MESSAGE_CHARS - 3] + "..."
-
-
-class ApiError(Exception):
-    """An error the server answers itself: status, client-facing message, extra headers."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        headers: Sequence[tuple[str, str]] = (),
-        details: list[str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = list(headers)
-        self.details = details
-
-
-INTERNAL_ERROR = "internal server error"
+from inference_server.http.errors import ApiError
+from inference_server.http.strictjson import InvalidJSONError
 
 #: Domain errors by status, most specific first (BatchTooLargeError is an InvalidInputError).
 _STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
@@ -75,16 +36,3 @@ def api_error_for(error: BaseException) -> ApiError | None:
         if isinstance(error, kind):
             return ApiError(status, str(error))
     return None
-
-
-def error_bytes(message: str, details: list[str] | None = None) -> bytes:
-    """The one error body of the service: ``{"error": message}`` plus optional ``details``.
-
-    ``json.dumps`` (ASCII-escaped): a message quoting client text with lone surrogates
-    still serialises.
-    """
-    body: dict[str, Any] = {"error": bounded(message)}
-    if details:
-        # Each detail quotes at most one value; their number is bounded by the protocol.
-        body["details"] = [bounded(detail) for detail in details]
-    return json.dumps(body, separators=(",", ":")).encode()

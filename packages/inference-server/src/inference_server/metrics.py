@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,6 @@ import iris_model
 
 #: Key of the ``Metrics`` object in ``app.extensions``.
 METRICS_KEY = "inference_server.metrics"
-#: Route label of requests no route matched (404s), so labels stay bounded.
-UNMATCHED_ROUTE = "<unmatched>"
 #: Method label values: the standard methods as sent, anything a client invents as "OTHER"
 #: (5,000 invented methods once grew /metrics from 77 KB to 8.5 MB).
 KNOWN_METHODS = frozenset(
@@ -96,6 +95,10 @@ class Metrics:
             model_version=model.version or "none",
             digest=model.digest or "unsaved",
         ).set(1)
+        #: Latency children by (route, method, status): the labels are bounded (routes are
+        #: registered ones or "<unmatched>", methods as below), and a cached child skips
+        #: prometheus-client's label lookup on every request.
+        self._latency_children: dict[tuple[str, str, int], Any] = {}
         self._class_counters = [self.predictions.labels(class_name=name) for name in model.classes]
         if multiprocess_dir:
             self.exposition = CollectorRegistry()
@@ -120,8 +123,11 @@ class Metrics:
 
     def observe_response(self, route: str, method: str, status: int, seconds: float) -> None:
         """Record one answered request (``route`` must come from a fixed set already)."""
-        status_text = str(status)
         method = method if method in KNOWN_METHODS else OTHER_METHOD
-        self.latency.labels(route, method, status_text).observe(seconds)
+        key = (route, method, status)
+        child = self._latency_children.get(key)
+        if child is None:
+            child = self._latency_children[key] = self.latency.labels(route, method, str(status))
+        child.observe(seconds)
         if status >= 400:
-            self.errors.labels(route, status_text).inc()
+            self.errors.labels(route, str(status)).inc()

@@ -1,33 +1,31 @@
 """The OpenAPI 3.1 document: a packaged template plus the served model's values.
 
-The static part lives in ``openapi.template.json`` (shipped in the wheel). Placeholders
+The static part lives in ``openapi.template.json`` (the server's own routes and the shared
+components) and in each protocol's fragment next to its module (its paths and schemas), all
+shipped in the wheel. Placeholders
 ``${name}`` are filled in at start-up from the model (feature count and names, classes), the
 settings (model name, body and row limits) and the versions, so the document describes
 exactly what this process does; bearer security is added when tokens are configured. A string
 that is exactly ``"${name}"`` takes the value itself (a number, a list, an object); elsewhere
 the value is written into the text. The schemathesis suite checks the implementation against
-the result.
+the result. Which operations need a bearer token comes from the routes themselves.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from importlib import resources
 from string import Template
+from types import ModuleType
 from typing import Any
 
 import inference_server
 import iris_model
+from inference_server.http.pipeline import Route
 from inference_server.settings import Settings
 
 TEMPLATE = "openapi.template.json"
-#: The operations that need a bearer token when authentication is on.
-PREDICTION_OPERATIONS = (
-    "/predict",
-    "/v1/models/${model_name}:predict",
-    "/v2/models/${model_name}/infer",
-    "/v2/models/${model_name}/versions/{version}/infer",
-)
 
 
 def _fill(node: Any, values: dict[str, Any]) -> Any:
@@ -63,17 +61,35 @@ def template_values(model: iris_model.IrisModel, settings: Settings) -> dict[str
     }
 
 
-def build_openapi(model: iris_model.IrisModel, settings: Settings) -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document for ``model`` served with ``settings``."""
-    template = json.loads(
-        resources.files(inference_server).joinpath(TEMPLATE).read_text(encoding="utf-8")
-    )
-    values = template_values(model, settings)
-    document: dict[str, Any] = _fill(template, values)
+def _load(module: ModuleType, name: str) -> Any:
+    package = module.__name__ if hasattr(module, "__path__") else module.__package__
+    assert package is not None  # noqa: S101 - a module of a package
+    return json.loads(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def build_openapi(
+    model: iris_model.IrisModel,
+    settings: Settings,
+    protocols: Iterable[ModuleType],
+    routes: Iterable[Route],
+) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for ``model`` served with ``settings``.
+
+    ``protocols`` add their fragments (``OPENAPI``); ``routes`` with ``auth`` get the bearer
+    security requirement and a 401 answer when authentication is on.
+    """
+    template = _load(inference_server, TEMPLATE)
+    for protocol in protocols:
+        fragment = _load(protocol, protocol.OPENAPI)
+        template["paths"].update(fragment["paths"])
+        for kind, entries in fragment.get("components", {}).items():
+            template["components"].setdefault(kind, {}).update(entries)
+    document: dict[str, Any] = _fill(template, template_values(model, settings))
     if settings.auth_enabled:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        for path in PREDICTION_OPERATIONS:
-            operation = document["paths"][Template(path).substitute(values)]["post"]
-            operation["security"] = [{"bearer": []}]
-            operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+        for route in routes:
+            if route.auth:
+                operation = document["paths"][route.path][route.method.lower()]
+                operation["security"] = [{"bearer": []}]
+                operation["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
     return document

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import iris_model
+from inference_server.http.auth import tokens
 
 #: Key of the ``Settings`` object in ``app.extensions``.
 SETTINGS_KEY = "inference_server.settings"
@@ -136,16 +137,6 @@ def one_of(*choices: str) -> Callable[[Any], str]:
         return value.strip().lower()
 
     return check
-
-
-def tokens(value: Any) -> tuple[bytes, ...]:
-    """Bearer tokens separated by commas or whitespace (a list of them in overrides)."""
-    if value is None:
-        return ()
-    items = value if isinstance(value, list | tuple) else [value]
-    return tuple(
-        token.encode() for item in items for token in re.split(r"[\s,]+", str(item)) if token
-    )
 
 
 def inline_tokens(value: Any) -> tuple[bytes, ...]:

@@ -1,30 +1,31 @@
-"""What every protocol module implements, and the types the service passes between them.
+"""What every protocol module implements, and the types passed between it and the dataplane.
 
-A protocol turns the raw body of a prediction request (plus the few headers that matter)
-into a :class:`Call`, and the model's :class:`Prediction` for that call back into an
-:class:`Answer` (status, headers, body bytes). Protocols raise
-:class:`~inference_server.errors.ApiError` (or the library's errors) for bad requests and
-never touch WSGI, Flask, metrics or logs: :class:`~inference_server.service.PredictionService`
-does those once for all of them.
+A protocol module has a ``routes(plane)`` function returning all its routes (metadata GETs
+and inference POSTs, each saying whether it needs auth) and an ``OPENAPI`` fragment next to
+it. Its :class:`PredictionProtocol` turns the raw body of a prediction request (plus the few
+headers that matter) into a :class:`Call`, and the model's :class:`Prediction` for that call
+back into an :class:`~inference_server.http.pipeline.Answer`. Protocols raise
+:class:`~inference_server.http.errors.ApiError` (or the library's errors) for bad requests
+and never touch WSGI, metrics or logs: the pipeline does those once for every route.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 import iris_model
-from inference_server.errors import JSON_MIMETYPE, ApiError
-from inference_server.strictjson import (
+from inference_server.http.errors import JSON_MIMETYPE, ApiError
+from inference_server.http.pipeline import Answer, Headers
+from inference_server.http.strictjson import (
     Decoded,
     decode,
-    dumps,
     json_type,
     max_depth,
     without_strings,
@@ -50,34 +51,6 @@ MAX_DEPTH = 64
 #: Longest client string a protocol echoes or keeps (the V2 ``id``, parameter strings, a model
 #: version in a path), in UTF-8 bytes: a longer one is refused (400 naming the field).
 MAX_STRING_BYTES = 256
-
-#: Headers of every JSON answer.
-JSON_HEADERS: tuple[tuple[str, str], ...] = (("Content-Type", JSON_MIMETYPE),)
-
-
-class Headers(Protocol):
-    """Read access to request headers by case-insensitive name (e.g. ``"Content-Type"``)."""
-
-    def get(self, name: str) -> str | None:
-        """The header's value, or None when absent."""
-
-
-class EnvironHeaders:
-    """:class:`Headers` over a WSGI environ, without copying it."""
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Mapping[str, Any]) -> None:
-        """Read headers from ``environ``."""
-        self._environ = environ
-
-    def get(self, name: str) -> str | None:
-        """The header's value, or None when absent."""
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        value = self._environ.get(key)
-        return value if isinstance(value, str) else None
 
 
 @dataclass(slots=True)
@@ -130,7 +103,7 @@ class Prediction:
     @property
     def labels(self) -> list[str]:
         """Class label of each row."""
-        # One NumPy gather instead of a Python lookup per row (a 1,000-row batch: ~4x less).
+        # One NumPy gather instead of a Python lookup per row.
         labels: list[str] = np.array(self.classes, dtype=object)[self.index_array].tolist()
         return labels
 
@@ -155,33 +128,17 @@ class Prediction:
         return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities]
 
 
-@dataclass(slots=True)
-class Answer:
-    """An HTTP answer: status, headers (Content-Length and X-Request-ID come later), body."""
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = field(default=JSON_HEADERS)
-
-
-def json_answer(document: Any, status: int = 200) -> Answer:
-    """A JSON answer encoded with :func:`~inference_server.strictjson.dumps`."""
-    return Answer(status, dumps(document))
-
-
 class PredictionProtocol(abc.ABC, Generic[C]):
     """One wire protocol of prediction requests (seed, KServe V1, Open Inference V2).
 
     Attributes:
-        route: The URL path (a template without variables) it answers ``POST`` on.
         media_types: Accepted request Content-Types (a missing one always means JSON).
     """
 
-    route: str
     media_types: frozenset[str] = frozenset({JSON_MIMETYPE})
-    #: The model's batch limit: bounds the arrays a body may hold (set by ``create_app``).
+    #: The model's batch limit: bounds the arrays a body may hold (set by its ``routes``).
     max_rows: int = iris_model.DEFAULT_MAX_ROWS
-    #: The model's row width (set by ``create_app``); 0 leaves every row to the library.
+    #: The model's row width (set by its ``routes``); 0 leaves every row to the library.
     n_features: int = 0
 
     @abc.abstractmethod
@@ -190,7 +147,7 @@ class PredictionProtocol(abc.ABC, Generic[C]):
 
         Raises:
             ApiError: The request breaks the protocol's rules (400 unless stated otherwise).
-            inference_server.strictjson.InvalidJSONError: The body is not strict JSON.
+            inference_server.http.strictjson.InvalidJSONError: The body is not strict JSON.
         """
 
     @abc.abstractmethod

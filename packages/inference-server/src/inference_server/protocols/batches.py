@@ -21,8 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import simdjson  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
-from inference_server.strictjson import without_strings
-from iris_model.validation import MAX_ABS_FEATURE
+from inference_server.http.strictjson import without_strings
 
 #: Deleting every other byte leaves the brackets, braces and commas outside strings.
 _NOT_FRAME = bytes(b for b in range(256) if b not in b"[]{},")
@@ -40,8 +39,8 @@ def plain_batch(
     values), 1 to ``max_rows`` of them; the text is valid JSON (simdjson) without a
     byte-order mark; its one object has the keys ``instances`` (holding those rows) and some
     of ``flags``, each once, flags true or false; every value is a number (simdjson refuses
-    anything else) within the library's range, so a refusal keeps its message from the
-    general path. The byte counts come first: they cost the least on bodies that fail them.
+    anything else); the library checks their range and finiteness, as for any matrix. The
+    byte counts come first: they cost the least on bodies that fail them.
     """
     if n_features < 1 or b'"instances"' not in body:  # single rows and others: at once
         return None
@@ -58,14 +57,14 @@ def plain_batch(
 
 
 def _matrix(rows: Any, n_rows: int, n_features: int) -> npt.NDArray[np.float64] | None:
-    """``rows`` (simdjson's array of ``n_rows`` flat rows) as a matrix of in-range numbers."""
+    """``rows`` (simdjson's array of ``n_rows`` flat rows) as a matrix of numbers."""
     if not isinstance(rows, simdjson.Array) or len(rows) != n_rows:
         return None
     try:
         flat = np.frombuffer(rows.as_buffer(of_type="d"), np.float64)
     except TypeError:  # a string, true/false or null among the values
         return None
-    if flat.size != n_rows * n_features or not np.abs(flat).max() <= MAX_ABS_FEATURE:
+    if flat.size != n_rows * n_features:
         return None
     return flat.reshape(n_rows, n_features)
 

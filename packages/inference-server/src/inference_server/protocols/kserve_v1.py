@@ -1,25 +1,45 @@
-"""KServe V1 ``POST /v1/models/<name>:predict``: ``instances`` in, class indices out."""
+"""KServe V1: ``POST /v1/models/<name>:predict`` (``instances`` in, class indices out).
+
+Metadata: ``GET /v1/models`` (the served names) and ``GET /v1/models/<name>`` (readiness,
+with the model's version and digest).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import iris_model
+from inference_server.http.pipeline import Answer, Headers, Route, constant, json_answer
+from inference_server.http.strictjson import dumps
 from inference_server.protocols.base import (
-    Answer,
     Call,
-    Headers,
     Prediction,
     PredictionProtocol,
     instances,
-    json_answer,
     json_object,
     number_rows,
     refuse_unknown,
 )
 from inference_server.protocols.batches import plain_batch
 
+if TYPE_CHECKING:
+    from inference_server.dataplane import Dataplane
+
 _KEYS = frozenset({"instances"})
+#: This module's part of the OpenAPI document (next to it in the package).
+OPENAPI = "kserve_v1.openapi.json"
+
+
+def routes(plane: Dataplane) -> list[Route]:
+    """The served models, the model's readiness and metadata, and its ``:predict``."""
+    name = plane.model_name
+    metadata = dumps(model_metadata(name, plane.model))
+    not_ready = f"Model with name {name} is not ready."
+    return [
+        Route("/v1/models", "GET", constant({"models": [name]})),
+        Route(f"/v1/models/{name}", "GET", lambda _: plane.when_ready(metadata, not_ready)),
+        plane.inference_route(predict_route(name), KServeV1Protocol()),
+    ]
 
 
 def predict_route(model_name: str) -> str:
@@ -49,10 +69,6 @@ def model_metadata(model_name: str, model: iris_model.IrisModel) -> dict[str, An
 
 class KServeV1Protocol(PredictionProtocol[None]):
     """``{"instances": [[n numbers], ...]}`` -> ``{"predictions": [class index, ...]}``."""
-
-    def __init__(self, model_name: str) -> None:
-        """Answer on the V1 path of ``model_name``."""
-        self.route = predict_route(model_name)
 
     def parse(self, body: bytes, headers: Headers) -> Call[None]:
         """Only ``instances``."""

@@ -14,32 +14,39 @@ when asked (request ``parameters.binary_data_output``, or an output's
 ``parameters.binary_data``), and the answer then carries the header too. Every size is
 checked against the body actually received before any array is made, and the values go to
 the library as a float matrix (``np.frombuffer``), validated by the same rules as JSON rows.
+
+Metadata and health: ``GET /v2`` (server), ``/v2/health/live`` and ``/ready``,
+``/v2/models/<name>`` (the model's tensor schema) and its ``/ready``; the same under
+``/v2/models/<name>/versions/<version>`` for the served version (404 for any other).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+import inference_server
 import iris_model
-from inference_server.bodies import media_type
-from inference_server.errors import JSON_MIMETYPE, ApiError
+from inference_server.http.bodies import media_type
+from inference_server.http.errors import JSON_MIMETYPE, ApiError
+from inference_server.http.pipeline import Answer, Handler, Headers, Request, Route, constant
+from inference_server.http.strictjson import dumps, json_type
 from inference_server.protocols.base import (
-    Answer,
     Call,
-    Headers,
     Prediction,
     PredictionProtocol,
-    json_answer,
     json_object,
     number_rows,
     refuse_unknown,
     short_string,
 )
-from inference_server.strictjson import dumps, json_type
+
+if TYPE_CHECKING:
+    from inference_server.dataplane import Dataplane
 
 SERVER_NAME = "inference-server"
 INPUT_NAME = "input-0"
@@ -58,6 +65,51 @@ BINARY_EXTENSION = "binary_tensor_data"
 _FLOAT_TYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 #: A longer header value cannot be a length within any accepted body (int() stays cheap).
 _MAX_LENGTH_DIGITS = 18
+#: This module's part of the OpenAPI document (next to it in the package).
+OPENAPI = "open_inference.openapi.json"
+
+
+def routes(plane: Dataplane) -> list[Route]:
+    """Server metadata and health, the model's metadata and readiness, and its infer.
+
+    Under ``/versions/{version}``: the same for the served version, 404 for any other.
+    """
+    name = plane.model_name
+    model = model_path(name)
+    versioned = model_path(name, "{version}")
+    metadata = dumps(model_metadata(name, plane.model))
+    ready = dumps({"name": name, "ready": True})
+    not_ready = f"model {name} is not ready"
+    protocol = OpenInferenceProtocol(name, plane.model.n_features, plane.model.version)
+    infer = plane.inference_route(f"{model}/infer", protocol)
+
+    def served(answer: Handler) -> Handler:
+        """``answer`` for the served version's path, 404 for any other version."""
+
+        def handler(request: Request) -> Answer:
+            plane.served_version(request.params["version"])
+            return answer(request)
+
+        return handler
+
+    def model_ready(_request: Request) -> Answer:
+        return plane.when_ready(ready, not_ready)
+
+    return [
+        Route("/v2", "GET", constant(server_metadata(inference_server.__version__))),
+        Route("/v2/health/live", "GET", constant({"live": True})),
+        Route(
+            "/v2/health/ready",
+            "GET",
+            lambda _: plane.when_ready(dumps({"ready": True}), "not ready: {reason}"),
+        ),
+        Route(model, "GET", constant(metadata)),
+        Route(f"{model}/ready", "GET", model_ready),
+        infer,
+        Route(versioned, "GET", served(constant(metadata))),
+        Route(f"{versioned}/ready", "GET", served(model_ready)),
+        dataclasses.replace(infer, path=f"{versioned}/infer", handler=served(infer.handler)),
+    ]
 
 
 def model_path(model_name: str, version: str | None = None) -> str:
@@ -314,29 +366,23 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
 
     media_types = frozenset({JSON_MIMETYPE, BINARY_MIMETYPE})
 
-    def __init__(
-        self, model_name: str, n_features: int, model_version: str | None = None, *, route: str = ""
-    ) -> None:
-        """Answer on the infer path of ``model_name``, for rows of ``n_features`` values.
+    def __init__(self, model_name: str, n_features: int, model_version: str | None = None) -> None:
+        """Answer for ``model_name``, rows of ``n_features`` values.
 
         ``model_version`` (the served model's, when it has one) goes into every answer, as
-        the protocol asks; ``route`` defaults to the unversioned infer path.
+        the protocol asks.
         """
-        self.model_name = model_name
         self.n_features = n_features
-        self.route = route or f"{model_path(model_name)}/infer"
         self._identity: dict[str, Any] = {"model_name": model_name}
         if model_version is not None:
             self._identity["model_version"] = model_version
 
-    def versioned(self, model_version: str) -> OpenInferenceProtocol:
-        """The same protocol on the infer path of ``model_version`` of the model."""
-        return OpenInferenceProtocol(
-            self.model_name,
-            self.n_features,
-            model_version,
-            route=f"{model_path(self.model_name, model_version)}/infer",
-        )
+    def _document(self, call: Call[InferContext], outputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The answer's JSON: the model's identity, ``outputs`` and the echoed request id."""
+        answer: dict[str, Any] = {**self._identity, "outputs": outputs}
+        if call.context.request_id is not None:
+            answer["id"] = call.context.request_id
+        return answer
 
     def parse(self, body: bytes, headers: Headers) -> Call[InferContext]:
         """One input tensor (JSON or binary); optional ``id``, ``outputs``, ``parameters``."""
@@ -395,10 +441,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
                         else _probabilities(prediction, datatype).ravel(),
                     }
                 )
-        answer: dict[str, Any] = {**self._identity, "outputs": outputs}
-        if call.context.request_id is not None:
-            answer["id"] = call.context.request_id
-        return json_answer(answer)
+        return Answer(200, dumps(self._document(call, outputs)))
 
     def _render_binary(self, call: Call[InferContext], prediction: Prediction) -> Answer:
         """The JSON header, then the raw bytes of each binary output in order."""
@@ -423,10 +466,7 @@ class OpenInferenceProtocol(PredictionProtocol[InferContext]):
             else:
                 output["data"] = array.ravel()
             outputs.append(output)
-        answer: dict[str, Any] = {**self._identity, "outputs": outputs}
-        if call.context.request_id is not None:
-            answer["id"] = call.context.request_id
-        header = dumps(answer)
+        header = dumps(self._document(call, outputs))
         return Answer(
             200,
             b"".join([header, *chunks]),

@@ -3,37 +3,47 @@
 Request: ``{"features": [n numbers]}`` or ``{"instances": [[n numbers], ...]}``, optionally
 ``"probabilities": true``. Answer: ``{"prediction": i, "label": "..."}`` (one row) or
 ``{"predictions": [...], "labels": [...]}``, plus class-labelled ``probabilities``.
+``GET /`` is the seed's health check (plain ``OK``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inference_server.errors import ApiError
+from inference_server.http.errors import ApiError
+from inference_server.http.pipeline import Answer, Headers, Route, constant, json_answer
+from inference_server.http.strictjson import json_type
 from inference_server.protocols.base import (
-    Answer,
     Call,
-    Headers,
     Prediction,
     PredictionProtocol,
     instances,
-    json_answer,
     json_object,
     number_rows,
     refuse_unknown,
 )
 from inference_server.protocols.batches import plain_batch
-from inference_server.strictjson import json_type
+
+if TYPE_CHECKING:
+    from inference_server.dataplane import Dataplane
 
 ROUTE = "/predict"
+#: This module's part of the OpenAPI document (next to it in the package).
+OPENAPI = "seed.openapi.json"
 _KEYS = frozenset({"features", "instances", "probabilities"})
 _FLAGS = frozenset({"probabilities"})
 
 
+def routes(plane: Dataplane) -> list[Route]:
+    """``GET /`` and ``POST /predict``."""
+    return [
+        Route("/", "GET", constant(b"OK", "text/plain; charset=utf-8")),
+        plane.inference_route(ROUTE, SeedProtocol()),
+    ]
+
+
 class SeedProtocol(PredictionProtocol[bool]):
     """``POST /predict``; the call's context says whether one ``features`` row was sent."""
-
-    route = ROUTE
 
     def parse(self, body: bytes, headers: Headers) -> Call[bool]:
         """``features`` or ``instances``, and the optional ``probabilities`` flag."""

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import IO, Any
 
-from inference_server.errors import JSON_MIMETYPE, ApiError
+from inference_server.http.errors import JSON_MIMETYPE, ApiError
 
 #: Bytes read from the socket at a time (gunicorn_conf maps buffers this large on their own).
 READ_CHUNK = 64 * 1024
@@ -67,20 +67,6 @@ def check_content_type(content_type: str, accepted: Collection[str] = (JSON_MIME
     charset = params.get("charset")
     if kind == JSON_MIMETYPE and charset is not None and charset.lower().replace("-", "") != "utf8":
         raise ApiError(415, f"JSON bodies must be UTF-8, got charset {charset!r}")
-
-
-def read_exactly(stream: IO[bytes], length: int) -> bytes:
-    """``length`` bytes of ``stream``, or fewer if it ends first (a raw stream may read short)."""
-    body = stream.read(length)
-    if len(body) == length:
-        return body
-    chunks = [body]
-    received = len(body)
-    while body and received < length:
-        body = stream.read(length - received)
-        chunks.append(body)
-        received += len(body)
-    return b"".join(chunks)
 
 
 class BodyReader:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from inference_server.errors import ApiError
-from inference_server.settings import tokens as parse_tokens
+from inference_server.http.errors import ApiError
 
 logger = logging.getLogger("inference_server")
 
@@ -31,6 +32,16 @@ CHECK_INTERVAL = 1.0
 
 #: What tells a changed file apart: the kubelet swaps a symlink to a new file (new inode).
 _Signature = tuple[int, ...]
+
+
+def tokens(value: Any) -> tuple[bytes, ...]:
+    """Bearer tokens separated by commas or whitespace (a list of them in overrides)."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    return tuple(
+        token.encode() for item in items for token in re.split(r"[\s,]+", str(item)) if token
+    )
 
 
 def _challenge(error: str | None = None) -> tuple[tuple[str, str], ...]:
@@ -98,7 +109,7 @@ class TokenFile:
     def _read(self) -> tuple[bytes, ...]:
         # Logged once per change of the file, never the tokens themselves.
         try:
-            found = parse_tokens(self.path.read_text(encoding="utf-8"))
+            found = tokens(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as error:
             logger.error(
                 "cannot read INFERENCE_AUTH_TOKENS_FILE %s (%s): its tokens are refused until it"

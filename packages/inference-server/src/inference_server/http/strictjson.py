@@ -10,7 +10,7 @@ the proof fails the strict decoder first reads a skeleton of the body with its n
 emptied. When raw byte counts cannot settle the proof, the body's bytes are counted outside
 strings into an :class:`Outline`, which callers may also ask for (what kinds of values a
 body holds). Encoding uses orjson. Nothing here knows HTTP: reading
-bodies is :mod:`inference_server.bodies`, statuses are :mod:`inference_server.errors`.
+bodies is :mod:`~inference_server.http.bodies`, statuses are :mod:`inference_server.errors`.
 """
 
 from __future__ import annotations
@@ -213,15 +213,6 @@ def decode(data: bytes) -> Decoded:
     if decoded is not None:
         return decoded
     return Decoded(_strict_decode(data), data)
-
-
-def loads(data: bytes) -> Any:
-    """Decode UTF-8 JSON strictly (:func:`decode` without the outline).
-
-    Raises:
-        InvalidJSONError: As :func:`decode`.
-    """
-    return decode(data).value
 
 
 def _strict_decode(data: bytes) -> Any:

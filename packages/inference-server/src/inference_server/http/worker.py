@@ -7,12 +7,15 @@ again and again while the requests of the worker's other connections wait in the
 buffers: tens of milliseconds of tail latency with most requests answered in well under
 one. Yielding to the event loop after each answer puts the connection back in line behind
 every connection that is ready, so they are served in turn. ``bench/trace_worker.py``
-shows the run lengths of one connection before and after.
+shows the run lengths of one connection before and after; the bench's ``server_off_fair``
+row measures the difference.
 
 Gunicorn writes an answer's status line and headers, then its body, in two socket writes.
 :class:`CoalescingResponse` holds the head back and sends it with the first body bytes: one
 send() per answer of a single body instead of two (answers in several pieces or chunked keep
-Gunicorn's framing; only the head moves).
+Gunicorn's framing; only the head moves); the bench's ``server_off_coalescing`` row measures it.
+Both replace private Gunicorn internals (``wsgi.Response``, ``Response._emit_body``):
+``tests/test_worker.py`` fails when a Gunicorn upgrade changes what they rely on.
 """
 
 from __future__ import annotations
@@ -30,21 +33,6 @@ from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped
 _YIELD_SECONDS = 1e-6
 #: Answers after which the connection is closed (see ``CoalescingResponse.start_response``).
 _CLOSING_STATUSES = frozenset({408, 413})
-
-
-class FairGeventWorker(GeventWorker):  # type: ignore[misc,unused-ignore]
-    """The ``gevent`` worker that yields to the event loop after every request."""
-
-    def init_process(self) -> None:
-        """Answer with :class:`CoalescingResponse` (Gunicorn's ``create`` builds the response)."""
-        wsgi.Response = CoalescingResponse
-        super().init_process()
-
-    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
-        """Answer one request, then let every other ready connection go first."""
-        keep_going: bool = super().handle_request(listener_name, req, sock, addr)
-        gevent.sleep(_YIELD_SECONDS)
-        return keep_going
 
 
 class CoalescingResponse(wsgi.Response):  # type: ignore[misc,unused-ignore]
@@ -105,3 +93,21 @@ class CoalescingResponse(wsgi.Response):  # type: ignore[misc,unused-ignore]
         if head is not None:
             util.write(self.sock, head)
         super().close()
+
+
+class FairGeventWorker(GeventWorker):  # type: ignore[misc,unused-ignore]
+    """The ``gevent`` worker that yields to the event loop after every request."""
+
+    #: What Gunicorn builds each answer with (the bench's off row sets Gunicorn's own).
+    response_class: type = CoalescingResponse
+
+    def init_process(self) -> None:
+        """Answer with :attr:`response_class` (Gunicorn's ``create`` builds the response)."""
+        wsgi.Response = self.response_class
+        super().init_process()
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
+        """Answer one request, then let every other ready connection go first."""
+        keep_going: bool = super().handle_request(listener_name, req, sock, addr)
+        gevent.sleep(_YIELD_SECONDS)
+        return keep_going

@@ -4,9 +4,10 @@ The line holds a UTC timestamp, method, path, status, latency, request id and cl
 address; never the body or headers other than X-Request-ID. The request id is always the
 server's own (a client could otherwise reuse another request's id and forge correlation);
 a well-formed incoming ``X-Request-ID`` is logged beside it as ``client_request_id`` and
-echoed on the response, else the server's id is. The prediction core and the Flask hooks
-(:func:`inference_server.routes.init_flask`) both write through :class:`AccessLog`, and so
-does Gunicorn's answer to a request it rejects (``gunicorn_conf.write_json_error``).
+echoed on the response, else the server's id is. The pipeline
+(:mod:`inference_server.http.pipeline`) writes one line per request, whatever the route, and
+so does Gunicorn's answer to a request it rejects
+(:func:`inference_server.http.gunicorn.write_json_error`).
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ class AccessLog:
     """Writes the access-log line through the ``inference_server.access`` logger.
 
     While that logger is as this module set it up (its one stdout handler, no filters), the
-    line is written with a single ``os.write`` of ``orjson.dumps(..., OPT_APPEND_NEWLINE)``:
-    0.5 us instead of 6.6 us through ``Logger.info`` (record, lock, format, flush), and a line
-    under PIPE_BUF is atomic on a pipe. Any other set-up (a handler or filter added, e.g. by
+    line is written with a single ``os.write`` of ``orjson.dumps(..., OPT_APPEND_NEWLINE)``,
+    skipping ``Logger.info``'s record, lock, format and flush; a line under PIPE_BUF is atomic
+    on a pipe. Any other set-up (a handler or filter added, e.g. by
     pytest's caplog or a logging config) gets the ordinary ``Logger.info`` call, and the
     logger's level is honoured either way.
     """
