@@ -16,6 +16,7 @@ Every error names the row (a frame's index label, else its position) and the col
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -70,7 +71,8 @@ def to_columns(rows: Any, schema: Schema, *, max_rows: int) -> Columns:
     if pandas is not None and isinstance(rows, pandas.DataFrame):
         positions = match_columns(rows.columns.tolist(), names, "DataFrame")
         index = rows.index
-        values = [rows.iloc[:, k].to_numpy() for k in positions]
+        arrays = [series.to_numpy() for _, series in rows.items()]  # cheaper than iloc
+        values = [arrays[k] for k in positions]
         return _checked(values, len(rows), max_rows, index, lambda i: row_name(index[i]))
     if pandas is not None and isinstance(rows, pandas.Series):
         row = series_row(rows, names)
@@ -328,10 +330,23 @@ def to_frame(columns: Columns, schema: Schema, *, max_abs: float) -> Any:
     for column, values in zip(schema.columns, columns.values, strict=True):
         checked = check_column(column, values, columns.row_label, max_abs)
         if column.type == "category":
-            checked = pandas.Categorical(checked, categories=list(column.categories or ()))
+            dtype = _category_dtype(column.categories or ())
+            codes = {value: k for k, value in enumerate(dtype.categories.tolist())}
+            # from_codes: the values are known members (checked), no inference needed.
+            checked = pandas.Categorical.from_codes(
+                np.fromiter((codes.get(v, -1) for v in checked.tolist()), np.int64, len(checked)),
+                dtype=dtype,
+            )
         data[column.name] = checked
     index = columns.index if columns.index is not None else pandas.RangeIndex(columns.n_rows)
     return pandas.DataFrame(data, index=index, copy=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _category_dtype(categories: tuple[Any, ...]) -> Any:
+    import pandas  # noqa: PLC0415 - only models fitted on DataFrames need it
+
+    return pandas.CategoricalDtype(list(categories))
 
 
 def to_numbers(columns: Columns, schema: Schema, spec: NumberSpec) -> npt.NDArray[np.float64]:
