@@ -19,6 +19,7 @@ unknown strings); any difference in class, or in a probability beyond
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
+    FunctionTransformer,
     MaxAbsScaler,
     MinMaxScaler,
     OneHotEncoder,
@@ -217,7 +219,7 @@ def _column_transformer(
     for name, transformer, columns in ct.transformers_:
         positions = _positions(columns, names)
         out = ct.output_indices_[name]
-        if transformer == "drop" or out.stop == out.start:
+        if (isinstance(transformer, str) and transformer == "drop") or out.stop == out.start:
             continue
         steps: list[Step] = []
         block_metas = [metas[k] for k in positions]
@@ -253,9 +255,12 @@ def _positions(columns: Any, names: list[Any]) -> list[int]:
 
 def _step(step: Any, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     """One transformer as a function of the block, and what it makes of the columns."""
-    if step == "passthrough" or step is None:
-        return (lambda block, _: block), metas
     kind = type(step)
+    # A fitted ColumnTransformer holds "passthrough" as an identity FunctionTransformer.
+    if step is None or (isinstance(step, str) and step == "passthrough") or (
+        kind is FunctionTransformer and step.func is None
+    ):
+        return (lambda block, _: block), metas
     if kind is SimpleImputer:
         return _imputer(step, metas)
     if kind is OneHotEncoder:
@@ -497,6 +502,12 @@ def _drawn_rows(schema: Schema) -> list[dict[str, Any]]:
 
 def _prove(compiled: CompiledScorer, estimator: Any, schema: Schema, rows: list[Any]) -> str:
     """Empty if the compiled scorer answers as the pipeline on every row, else why not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "unknown categories will be encoded as zeros"
+        return _compare(compiled, estimator, schema, rows)
+
+
+def _compare(compiled: CompiledScorer, estimator: Any, schema: Schema, rows: list[Any]) -> str:
     classes = np.asarray(estimator.classes_)
     for k, row in enumerate(rows):
         columns = to_columns([row], schema, max_rows=1)
