@@ -48,7 +48,8 @@ def _frame(n: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
             "garden": rng.integers(0, 2, n).astype(bool),
         }
     )
-    labels = np.where(np.nan_to_num(price) > 2e6, "yes", np.where(frame["area"] > 200, "maybe", "no"))
+    big = np.where(frame["area"] > 200, "maybe", "no")
+    labels = np.where(np.nan_to_num(price) > 2e6, "yes", big)
     return frame, pd.Series(labels, name="sale")
 
 
@@ -85,8 +86,8 @@ def _assert_same(model: iris_model.IrisModel, frame: pd.DataFrame) -> None:
 
 def test_a_typical_pipeline_is_compiled_and_answers_as_the_pipeline() -> None:
     """A ColumnTransformer of imputer, scaler, one-hot and passthrough, then a logistic."""
-    X, y = _frame()
-    model, _ = iris_model.train(X, y, estimator=_houses())
+    x, y = _frame()
+    model, _ = iris_model.train(x, y, estimator=_houses())
     assert model.scorer_kind == "compiled"
     assert model.compiled_reason == "compiled"
     assert not model.uses_fast_path  # the server's numeric hot path is unchanged
@@ -95,22 +96,22 @@ def test_a_typical_pipeline_is_compiled_and_answers_as_the_pipeline() -> None:
 
 def test_an_unknown_string_is_ignored_as_the_encoder_ignores_it() -> None:
     """handle_unknown="ignore": an unseen region scores as the pipeline scores it."""
-    X, y = _frame()
-    model, _ = iris_model.train(X, y, estimator=_houses(drop="first"))
+    x, y = _frame()
+    model, _ = iris_model.train(x, y, estimator=_houses(drop="first"))
     assert model.scorer_kind == "compiled"
-    rows = X.iloc[:3].copy()
+    rows = x.iloc[:3].copy()
     rows["region"] = ["west", "north", "mars"]
     _assert_same(model, rows)
 
 
 def test_a_refused_unknown_value_is_named() -> None:
     """handle_unknown="error": the schema (or the compiled encoder) names the value."""
-    X, y = _frame()
+    x, y = _frame()
     pipeline = _houses()
     pipeline.steps[0][1].transformers[1] = ("text", OneHotEncoder(), TEXT)
-    model, _ = iris_model.train(X, y, estimator=pipeline)
+    model, _ = iris_model.train(x, y, estimator=pipeline)
     assert model.scorer_kind == "compiled"
-    row = _rows(X)[0] | {"region": "mars"}
+    row = _rows(x)[0] | {"region": "mars"}
     with pytest.raises(InvalidInputError, match="mars"):
         model.predict(row)
 
@@ -131,7 +132,7 @@ class _Doubler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 )
 def test_an_unsupported_step_falls_back_to_the_pipeline(step: Any, name: str) -> None:
     """The pipeline serves, and the model, the manifest and the CLI say why."""
-    X, y = _frame()
+    x, y = _frame()
     pipeline = make_pipeline(
         ColumnTransformer(
             [
@@ -141,21 +142,21 @@ def test_an_unsupported_step_falls_back_to_the_pipeline(step: Any, name: str) ->
         ),
         LogisticRegression(max_iter=1000),
     )
-    model, _ = iris_model.train(X, y, estimator=pipeline)
+    model, _ = iris_model.train(x, y, estimator=pipeline)
     assert model.scorer_kind == "estimator"
     assert model.compiled_reason is not None
     assert name in model.compiled_reason
-    _assert_same(model, X.iloc[:5])
+    _assert_same(model, x.iloc[:5])
 
 
 def test_a_non_linear_classifier_is_not_compiled() -> None:
     """Only the linear models the numeric scorer reproduces are compiled."""
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
 
-    X, y = _frame()
+    x, y = _frame()
     pipeline = _houses()
     pipeline.steps[-1] = ("forest", RandomForestClassifier(n_estimators=5, random_state=0))
-    model, _ = iris_model.train(X, y, estimator=pipeline)
+    model, _ = iris_model.train(x, y, estimator=pipeline)
     assert model.scorer_kind == "estimator"
     assert "RandomForestClassifier" in (model.compiled_reason or "")
 
@@ -164,43 +165,41 @@ def test_a_scorer_that_disagrees_with_the_pipeline_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Trust by proof: probabilities off by more than the tolerance and the pipeline serves."""
-    X, y = _frame()
-    fitted = iris_model.train(X, y, estimator=_houses())[0].estimator
+    x, y = _frame()
+    fitted = iris_model.train(x, y, estimator=_houses())[0].estimator
     real = compiled.CompiledScorer.predict_proba
     monkeypatch.setattr(
         compiled.CompiledScorer,
         "predict_proba",
         lambda self, matrix: real(self, matrix) + 1e-7,
     )
-    model = iris_model.IrisModel(fitted, schema=iris_model.Schema.infer(X))
+    model = iris_model.IrisModel(fitted, schema=iris_model.Schema.infer(x))
     assert model.scorer_kind == "estimator"
     assert "proof row" in (model.compiled_reason or "")
 
 
 def test_missing_values_without_an_imputer_are_not_compiled() -> None:
     """A nullable column reaching the classifier unfilled: the pipeline's own error stays."""
-    X, y = _frame()
+    x, y = _frame()
     pipeline = make_pipeline(
         ColumnTransformer([("numbers", StandardScaler(), NUMBERS)]),
         LogisticRegression(max_iter=1000),
     )
-    model = iris_model.IrisModel(
-        pipeline.fit(X.fillna(0), y), schema=iris_model.Schema.infer(X)
-    )
+    model = iris_model.IrisModel(pipeline.fit(x.fillna(0), y), schema=iris_model.Schema.infer(x))
     assert model.scorer_kind == "estimator"
     assert "price" in (model.compiled_reason or "")
 
 
 def test_save_and_load_record_and_prove_the_compiled_scorer(tmp_path: Path) -> None:
     """The manifest and ``iris-model info`` name the scorer; load() compiles and proves again."""
-    X, y = _frame()
-    model, _ = iris_model.train(X, y, estimator=_houses())
+    x, y = _frame()
+    model, _ = iris_model.train(x, y, estimator=_houses())
     iris_model.save(model, tmp_path / "m")
     manifest = iris_model.read_manifest(tmp_path / "m")
     assert manifest["scorer"] == {"kind": "compiled", "reason": "compiled"}
     loaded = iris_model.load(tmp_path / "m")
     assert loaded.scorer_kind == "compiled"
-    _assert_same(loaded, X.iloc[:10])
+    _assert_same(loaded, x.iloc[:10])
 
 
 _SCALERS = [None, StandardScaler, MinMaxScaler, RobustScaler, MaxAbsScaler]
@@ -232,7 +231,8 @@ def _pipelines(draw: st.DrawFn) -> Pipeline:
     steps: list[Any] = [ColumnTransformer(transformers, remainder=remainder)]
     if draw(st.booleans()):
         steps.append(draw(st.sampled_from([StandardScaler, MaxAbsScaler]))())
-    return make_pipeline(*steps, LogisticRegression(max_iter=500, C=draw(st.sampled_from([0.1, 10.0]))))
+    c = draw(st.sampled_from([0.1, 10.0]))
+    return make_pipeline(*steps, LogisticRegression(max_iter=500, C=c))
 
 
 # Unscaled prices may stop lbfgs short of convergence: the equivalence holds all the same.
@@ -243,13 +243,13 @@ def test_random_pipelines_of_supported_steps_answer_as_the_pipeline(
     pipeline: Pipeline, seed: int, binary: bool
 ) -> None:
     """Any pipeline of the supported steps compiles and agrees on random rows."""
-    X, y = _frame(80, seed=seed % 7)
+    x, y = _frame(80, seed=seed % 7)
     if binary:
         y = y.where(y == "yes", "no")
     if y.nunique() < 2:
         return
-    X = X[["region", "kind", "price", "area", "rooms", "garden"]]
-    model, _ = iris_model.train(X, y, estimator=pipeline)
+    x = x[["region", "kind", "price", "area", "rooms", "garden"]]
+    model, _ = iris_model.train(x, y, estimator=pipeline)
     assert model.scorer_kind == "compiled", model.compiled_reason
     rows, _ = _frame(30, seed=seed)
     rows.loc[rows.index[::5], "region"] = "unseen"

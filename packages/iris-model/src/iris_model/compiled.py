@@ -55,14 +55,14 @@ Block = Any
 Step = Callable[[Block, Callable[[int], str]], Block]
 
 
-class Unsupported(Exception):
+class UnsupportedStepError(Exception):
     """A step the compiler does not handle: the pipeline serves (the message says why)."""
 
 
 class _Meta:
     """What the compiler knows of a column between steps."""
 
-    __slots__ = ("name", "numeric", "nullable")
+    __slots__ = ("name", "nullable", "numeric")
 
     def __init__(self, name: str, *, numeric: bool, nullable: bool) -> None:
         self.name, self.numeric, self.nullable = name, numeric, nullable
@@ -138,7 +138,7 @@ def compile_estimator(
     """
     try:
         compiled = _compile(estimator, schema)
-    except Unsupported as exc:
+    except UnsupportedStepError as exc:
         return None, str(exc)
     rows = list(proof_rows) + _drawn_rows(schema)
     failure = _prove(compiled, estimator, schema, rows)
@@ -151,12 +151,14 @@ def compile_estimator(
 # ------------------------------------------------------------------- compiling
 def _compile(estimator: Any, schema: Schema) -> CompiledScorer:
     if type(estimator) is not Pipeline:
-        raise Unsupported(f"{type(estimator).__name__} is not a Pipeline")
+        raise UnsupportedStepError(f"{type(estimator).__name__} is not a Pipeline")
     steps = [step for _, step in estimator.steps]
     final = steps[-1]
     linear = scorer_for(final, numbers_only=True)
     if not isinstance(linear, LinearScorer):
-        raise Unsupported(f"the final step {type(final).__name__} is not a linear model it scores")
+        raise UnsupportedStepError(
+            f"the final step {type(final).__name__} is not a linear model it scores"
+        )
     linear = LinearScorer(final, guard_overflow=True)
     metas = [
         _Meta(c.name, numeric=c.numeric or c.type == "boolean", nullable=c.nullable)
@@ -179,15 +181,14 @@ def _compile(estimator: Any, schema: Schema) -> CompiledScorer:
         blocks[0] = (blocks[0][0], blocks[0][1], slice(0, width))
     for meta in metas:
         if not meta.numeric:
-            raise Unsupported(f"column {meta.name!r} reaches the classifier as text")
+            raise UnsupportedStepError(f"column {meta.name!r} reaches the classifier as text")
         if meta.nullable:
-            raise Unsupported(
-                f"column {meta.name!r} may be missing and no imputer fills it before the"
-                " classifier"
+            raise UnsupportedStepError(
+                f"column {meta.name!r} may be missing and no imputer fills it before the classifier"
             )
     n_in = getattr(final, "n_features_in_", width)
     if n_in != width:
-        raise Unsupported(f"the steps write {width} columns, the classifier takes {n_in}")
+        raise UnsupportedStepError(f"the steps write {width} columns, the classifier takes {n_in}")
     return CompiledScorer(schema, blocks, width, linear)
 
 
@@ -212,7 +213,9 @@ def _column_transformer(
 ) -> tuple[list[tuple[list[int], list[Step], slice]], int, list[_Meta]]:
     names = list(getattr(ct, "feature_names_in_", schema.names))
     if [str(n) for n in names] != list(schema.names):
-        raise Unsupported("the ColumnTransformer was fitted on other columns than the schema's")
+        raise UnsupportedStepError(
+            "the ColumnTransformer was fitted on other columns than the schema's"
+        )
     blocks = []
     out_metas: list[_Meta] = []
     width = 0
@@ -228,7 +231,9 @@ def _column_transformer(
             fn, block_metas = _step(step, block_metas)
             steps.append(fn)
         if len(block_metas) != out.stop - out.start:
-            raise Unsupported(f"transformer {name!r} writes an unexpected number of columns")
+            raise UnsupportedStepError(
+                f"transformer {name!r} writes an unexpected number of columns"
+            )
         blocks.append((positions, steps, out))
         out_metas += block_metas
         width = max(width, out.stop)
@@ -241,8 +246,8 @@ def _positions(columns: Any, names: list[Any]) -> list[int]:
     if isinstance(columns, int | np.integer):
         columns = [int(columns)]
     if isinstance(columns, slice | Callable):
-        raise Unsupported("a ColumnTransformer selecting columns by slice or callable")
-    items = list(np.asarray(columns).tolist()) if len(columns) else []
+        raise UnsupportedStepError("a ColumnTransformer selecting columns by slice or callable")
+    items = list(np.asarray(columns).tolist()) if len(columns) > 0 else []
     if items and all(isinstance(c, bool) for c in items):
         return [k for k, keep in enumerate(items) if keep]
     if all(isinstance(c, int) for c in items):
@@ -250,15 +255,19 @@ def _positions(columns: Any, names: list[Any]) -> list[int]:
     try:
         return [names.index(c) for c in items]
     except ValueError:
-        raise Unsupported(f"a ColumnTransformer selecting unknown columns {items}") from None
+        raise UnsupportedStepError(
+            f"a ColumnTransformer selecting unknown columns {items}"
+        ) from None
 
 
 def _step(step: Any, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     """One transformer as a function of the block, and what it makes of the columns."""
     kind = type(step)
     # A fitted ColumnTransformer holds "passthrough" as an identity FunctionTransformer.
-    if step is None or (isinstance(step, str) and step == "passthrough") or (
-        kind is FunctionTransformer and step.func is None
+    if (
+        step is None
+        or (isinstance(step, str) and step == "passthrough")
+        or (kind is FunctionTransformer and step.func is None)
     ):
         return (lambda block, _: block), metas
     if kind is SimpleImputer:
@@ -271,9 +280,9 @@ def _step(step: Any, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     if kind in scalers:
         for meta in metas:
             if not meta.numeric:
-                raise Unsupported(f"{kind.__name__} on the text column {meta.name!r}")
+                raise UnsupportedStepError(f"{kind.__name__} on the text column {meta.name!r}")
         return _scaler(step), metas
-    raise Unsupported(f"{kind.__name__} is not a step the compiler supports")
+    raise UnsupportedStepError(f"{kind.__name__} is not a step the compiler supports")
 
 
 def _scaler(step: Any) -> Step:
@@ -326,15 +335,15 @@ def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
 def _imputer(step: SimpleImputer, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     missing_values = step.missing_values
     if not (isinstance(missing_values, float) and np.isnan(missing_values)):
-        raise Unsupported("a SimpleImputer whose missing_values is not NaN")
+        raise UnsupportedStepError("a SimpleImputer whose missing_values is not NaN")
     fills = list(step.statistics_.tolist())
     if any(isinstance(f, float) and f != f for f in fills):  # noqa: PLR0124
-        raise Unsupported("a SimpleImputer with a column it saw no value of")
+        raise UnsupportedStepError("a SimpleImputer with a column it saw no value of")
     indicated: list[int] = []
     if step.add_indicator:
         indicator = step.indicator_
         if indicator.features != "missing-only" or indicator.sparse not in ("auto", False):
-            raise Unsupported("a SimpleImputer with a non-default MissingIndicator")
+            raise UnsupportedStepError("a SimpleImputer with a non-default MissingIndicator")
         indicated = [int(k) for k in indicator.features_]
     numeric = all(m.numeric for m in metas) and all(
         isinstance(f, int | float) and not isinstance(f, bool) for f in fills
@@ -354,10 +363,11 @@ def _imputer(step: SimpleImputer, metas: list[_Meta]) -> tuple[Step, list[_Meta]
         holes_list = [_missing(np.asarray(c)) for c in columns]
         out: list[Any] = []
         for values, holes_k, fill in zip(columns, holes_list, fills, strict=True):
+            filled = values
             if holes_k.any():
-                values = np.asarray(values, dtype=object).copy()
-                values[holes_k] = fill
-            out.append(values)
+                filled = np.asarray(values, dtype=object).copy()
+                filled[holes_k] = fill
+            out.append(filled)
         out += [holes_list[k].astype(np.float64) for k in indicated]
         return out
 
@@ -378,9 +388,7 @@ def _lookup(categories: npt.NDArray[Any]) -> tuple[dict[Any, int], int]:
     return index, missing
 
 
-def _codes(
-    values: npt.NDArray[Any], index: dict[Any, int], missing: int
-) -> npt.NDArray[np.int64]:
+def _codes(values: npt.NDArray[Any], index: dict[Any, int], missing: int) -> npt.NDArray[np.int64]:
     items = values.tolist()
     return np.fromiter(
         (missing if v != v else index.get(v, -1) for v in items),  # noqa: PLR0124
@@ -400,9 +408,9 @@ def _unknown(
 
 def _one_hot(step: OneHotEncoder, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     if step.min_frequency is not None or step.max_categories is not None:
-        raise Unsupported("a OneHotEncoder grouping infrequent categories")
+        raise UnsupportedStepError("a OneHotEncoder grouping infrequent categories")
     if step.handle_unknown not in ("error", "ignore", "infrequent_if_exist"):
-        raise Unsupported(f"a OneHotEncoder with handle_unknown={step.handle_unknown!r}")
+        raise UnsupportedStepError(f"a OneHotEncoder with handle_unknown={step.handle_unknown!r}")
     refuse = step.handle_unknown == "error"
     drops = step.drop_idx_ if step.drop_idx_ is not None else [None] * len(metas)
     layout = []
@@ -440,9 +448,9 @@ def _one_hot(step: OneHotEncoder, metas: list[_Meta]) -> tuple[Step, list[_Meta]
 
 def _ordinal(step: OrdinalEncoder, metas: list[_Meta]) -> tuple[Step, list[_Meta]]:
     if step.min_frequency is not None or step.max_categories is not None:
-        raise Unsupported("an OrdinalEncoder grouping infrequent categories")
+        raise UnsupportedStepError("an OrdinalEncoder grouping infrequent categories")
     if np.dtype(step.dtype) != np.float64:
-        raise Unsupported(f"an OrdinalEncoder with dtype {step.dtype}")
+        raise UnsupportedStepError(f"an OrdinalEncoder with dtype {step.dtype}")
     refuse = step.handle_unknown == "error"
     unknown_value = float(step.unknown_value) if not refuse else np.nan
     missing_value = float(step.encoded_missing_value)

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES
 from iris_model.compiled import CompiledScorer, compile_estimator
+from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES
 from iris_model.errors import InvalidInputError, IrisModelError, ModelLoadError
 from iris_model.evaluation import Evaluation
 from iris_model.frames import to_columns, to_frame, to_numbers
@@ -153,18 +153,28 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             isinstance(scorer, LinearScorer)
             or getattr(estimator, "feature_names_in_", None) is None
         )
-        self._compiled, self.compiled_reason = None, None
-        if not self._matrix_input:
-            golden = [pair["input"] for pair in self.metadata.get("golden") or ()]
-            self._compiled, self.compiled_reason = compile_estimator(estimator, schema, golden)
-            if self._compiled is not None:
-                self._scorer = scorer = self._compiled
+        scorer = self._bind_compiled(scorer)
         integer = np.array([c.type == "integer" for c in schema.columns])
         self._spec = NumberSpec(
             scorer.max_abs,
             np.array(schema.nullable) if any(schema.nullable) else None,
             integer if integer.any() else None,
         )
+
+    def _bind_compiled(self, scorer: Scorer) -> Scorer:
+        """The compiled pipeline's scorer when it compiles and proves equal, else ``scorer``."""
+        self._compiled, self.compiled_reason = None, None
+        if self._matrix_input:  # numbers: the linear scorer or the estimator on a matrix
+            return scorer
+        assert self.schema is not None  # noqa: S101 - set by _bind
+        golden = [pair["input"] for pair in self.metadata.get("golden") or ()]
+        self._compiled, self.compiled_reason = compile_estimator(
+            self.estimator, self.schema, golden
+        )
+        if self._compiled is None:
+            return scorer
+        self._scorer = self._compiled
+        return self._compiled
 
     # ------------------------------------------------------------------ schema
     @property
