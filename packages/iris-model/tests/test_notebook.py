@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).parents[1] / "examples" / "walkthrough.ipynb"
+EXAMPLES = Path(__file__).parents[1] / "examples"
+NOTEBOOK = EXAMPLES / "walkthrough.ipynb"
+TABULAR = EXAMPLES / "tabular.ipynb"
 
 
 def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -36,5 +39,37 @@ def test_notebook_executes_headless(tmp_path: Path) -> None:
         resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute()  # raises CellExecutionError, naming the cell, on any error
+    outputs = [output for cell in _code_cells(notebook) for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+
+
+def test_tabular_notebook_is_executed_and_shows_the_schema() -> None:
+    """The mixed-type notebook was run: its schema and named errors are in its outputs."""
+    notebook = nbformat.read(TABULAR, as_version=4)
+    cells = _code_cells(notebook)
+    assert all(cell.execution_count for cell in cells), "commit the notebook executed"
+    text = "".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in cells
+        for output in cell.outputs
+    )
+    assert "price: number (nullable)" in text
+    assert "kind: category ['flat', 'house', 'villa']" in text
+    assert "row 0, column 'rooms': expected a whole number, got 2.5" in text
+    assert not [o for cell in cells for o in cell.outputs if o.output_type == "error"]
+
+
+@pytest.mark.slow
+def test_tabular_notebook_executes_headless(tmp_path: Path) -> None:
+    """Every cell runs in a fresh kernel, beside a copy of the CSV it reads."""
+    shutil.copy(EXAMPLES / "houses.csv", tmp_path)
+    notebook = nbformat.read(TABULAR, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
     outputs = [output for cell in _code_cells(notebook) for output in cell.outputs]
     assert not [output for output in outputs if output.output_type == "error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import iris_model
 from iris_model import CLASS_NAMES, FEATURE_NAMES, TrainingResult
@@ -64,5 +65,32 @@ def test_model_carries_its_metadata(training: TrainingResult) -> None:
     assert meta["versions"]["scikit-learn"]
     assert meta["metrics"]["accuracy"] == training.evaluation.accuracy
     assert len(meta["golden"]) == 3
-    assert meta["golden"][0]["input"] == [5.1, 3.5, 1.4, 0.2]
+    assert meta["golden"][0]["input"] == dict(zip(FEATURE_NAMES, [5.1, 3.5, 1.4, 0.2], strict=True))
+    assert meta["schema"]["columns"][0] == {
+        "name": FEATURE_NAMES[0], "type": "number", "nullable": False
+    }  # fmt: skip
     assert meta["golden"][0]["prediction"] == 0
+
+
+def test_a_training_result_indexes_like_it_unpacks(training: TrainingResult) -> None:
+    """result[0] and result[1] are what `model, evaluation = result` gives."""
+    model, evaluation = training
+    assert training[0] is model
+    assert training[1] is evaluation
+    assert training[-1] is evaluation
+    assert len(training) == 2
+    with pytest.raises(IndexError):
+        training[2]
+
+
+def test_notebook_reprs_are_short_and_tabular(training: TrainingResult) -> None:
+    """Reprs fit on a line or two; the HTML shows the schema and per-class scores as tables."""
+    assert len(repr(training)) < 400
+    assert "X_test=ndarray of 30 rows" in repr(training)
+    assert repr(training.evaluation).startswith("Evaluation(accuracy=0.967, macro_f1=")
+    html = training._repr_html_()
+    assert html.count("<table>") == 2
+    assert "<td>sepal length (cm)</td><td>number</td>" in html
+    assert "<th>versicolor</th>" in html
+    bundle = training.model._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(training.model)

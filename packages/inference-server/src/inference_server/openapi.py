@@ -53,8 +53,8 @@ def template_values(model: iris_model.IrisModel, settings: Settings) -> dict[str
         "class_probabilities": {
             name: {"type": "number", "minimum": 0, "maximum": 1} for name in classes
         },
-        "max_abs_feature": iris_model.MAX_ABS_FEATURE,
-        "min_feature": -iris_model.MAX_ABS_FEATURE,
+        "max_abs_feature": model.max_abs_number,
+        "min_feature": -model.max_abs_number,
         "max_rows": settings.max_rows,
         "max_values": model.n_features * settings.max_rows,
         "max_content_length": settings.body_limit(model.n_features),

@@ -7,6 +7,7 @@ Example:
     array([0])
     >>> result = iris_model.train(df[features], df["species"], estimator=RandomForestClassifier())
     >>> result.model.predict_proba(df, as_frame=True)   # columns matched by name
+    >>> result.model.schema   # per column: number, integer, boolean, string, category
     >>> iris_model.save(model, "models/iris")
     >>> model = iris_model.load("models/iris")   # verifies sha256, versions, golden pairs
     >>> model.digest                              # pin it: iris_model.load(dir, digest=...)
@@ -31,6 +32,7 @@ from iris_model.errors import (
 from iris_model.evaluation import Evaluation, evaluate
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel
 from iris_model.persistence import load, model_digest, read_manifest, save
+from iris_model.schema import Column, Schema, SchemaError
 from iris_model.training import TrainingResult, train
 from iris_model.validation import MAX_ABS_FEATURE
 
@@ -40,6 +42,7 @@ __all__ = [
     "FEATURE_NAMES",
     "MAX_ABS_FEATURE",
     "BatchTooLargeError",
+    "Column",
     "Evaluation",
     "InvalidInputError",
     "IrisModel",
@@ -48,6 +51,8 @@ __all__ = [
     "ModelLoadError",
     "ModelSaveError",
     "ModelVersionWarning",
+    "Schema",
+    "SchemaError",
     "TrainingError",
     "TrainingResult",
     "__version__",

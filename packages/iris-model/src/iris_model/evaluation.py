@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from html import escape
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
@@ -12,6 +13,9 @@ from iris_model.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from iris_model.model import IrisModel
+
+
+_SCORES: Final = ("precision", "recall", "f1-score")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +50,27 @@ class Evaluation:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         known["classes"] = tuple(known.get("classes", ()))
         return cls(**known)
+
+    def __repr__(self) -> str:
+        cv = "" if self.cv_accuracy_mean is None else f", cv_accuracy={self.cv_accuracy_mean:.3f}"
+        return (
+            f"Evaluation(accuracy={self.accuracy:.3f}, macro_f1={self.macro_f1:.3f}{cv},"
+            f" n_test={self.n_test}, classes={len(self.classes)})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Per-class precision, recall and F1 as an HTML table, headed by the overall scores."""
+        rows = "".join(
+            f"<tr><th>{escape(name)}</th>"
+            + "".join(f"<td>{self.per_class[name][key]:.3f}</td>" for key in _SCORES)
+            + f"<td>{int(self.per_class[name]['support'])}</td></tr>"
+            for name in self.classes
+        )
+        header = "".join(f"<th>{key}</th>" for key in (*_SCORES, "support"))
+        return (
+            f"<p><b>{escape(repr(self))}</b></p>"
+            f"<table><tr><th>class</th>{header}</tr>{rows}</table>"
+        )
 
     def __str__(self) -> str:
         width = max(map(len, self.classes))

@@ -33,6 +33,7 @@ from iris_model.errors import (
     ModelVersionWarning,
 )
 from iris_model.model import DEFAULT_MAX_ROWS, IrisModel, golden_pairs
+from iris_model.schema import Schema, SchemaError
 from iris_model.unpickling import ForbiddenGlobalError, restricted_load
 
 MODEL_FILE: Final = "model.joblib"
@@ -123,6 +124,7 @@ def _manifest(model: IrisModel, version: str | None) -> dict[str, Any]:
             "format": MANIFEST_FORMAT,
             "estimator": manifest.get("estimator") or type(model.estimator).__name__,
             "feature_names": list(model.feature_names),
+            "schema": model.schema.as_dict() if model.schema is not None else None,
             "classes": list(model.classes),
             # The versions that wrote the pickle, which may differ from those that trained it.
             "versions": runtime_versions(),
@@ -132,13 +134,39 @@ def _manifest(model: IrisModel, version: str | None) -> dict[str, Any]:
     )
     manifest.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
     if not manifest.get("golden"):
-        manifest["golden"] = golden_pairs(model, _probe_rows(model.n_features))
+        assert model.schema is not None  # noqa: S101 - a fitted model has one
+        try:
+            manifest["golden"] = golden_pairs(model, probe_rows(model.schema))
+        except Exception as exc:  # the estimator may fail in any way on made-up rows
+            raise ModelSaveError(
+                f"the model cannot answer probe rows drawn from its schema ({type(exc).__name__}:"
+                f" {exc}); fit it with IrisModel.fit() or train(), which record golden pairs"
+                " on training rows"
+            ) from None
     return manifest
 
 
-def _probe_rows(n_features: int) -> Any:
-    """Fixed, reproducible rows for a model saved without golden pairs of its own."""
-    return np.random.default_rng(0).uniform(-3.0, 3.0, size=(_N_PROBES, n_features)).round(3)
+def probe_rows(schema: Schema) -> list[dict[str, Any]]:
+    """Fixed, reproducible rows for a model saved without golden pairs of its own.
+
+    Numbers from [-3, 3], integers from 0 to 5, both booleans, and the known values of
+    string and category columns (a string column without them gets ``"probe"``).
+    """
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, Any]] = [{} for _ in range(_N_PROBES)]
+    for column in schema.columns:
+        if column.type == "number":
+            values: list[Any] = rng.uniform(-3.0, 3.0, _N_PROBES).round(3).tolist()
+        elif column.type == "integer":
+            values = rng.integers(0, 6, _N_PROBES).tolist()
+        elif column.type == "boolean":
+            values = [k % 2 == 0 for k in range(_N_PROBES)]
+        else:
+            known = list(column.categories or ["probe"])
+            values = [known[k % len(known)] for k in range(_N_PROBES)]
+        for row, value in zip(rows, values, strict=True):
+            row[column.name] = value
+    return rows
 
 
 def load(
@@ -233,6 +261,7 @@ def load(
     feature_names = manifest.get("feature_names") or []
     classes = manifest.get("classes") or []
     _check_schema(estimator, feature_names, classes, model_path)
+    schema = _schema(manifest, feature_names, source / MANIFEST_FILE)
     try:
         model = IrisModel(
             estimator,
@@ -241,6 +270,7 @@ def load(
             metadata=manifest,
             max_rows=max_rows,
             version=manifest.get("model_version"),
+            schema=schema,
         )
     except IrisModelError as exc:
         raise ModelLoadError(f"{model_path}: {exc}") from None
@@ -287,13 +317,36 @@ def _read_manifest_bytes(directory: Path) -> bytes:
     return data
 
 
+def _schema(manifest: dict[str, Any], feature_names: list[str], path: Path) -> Schema:
+    """The manifest's schema; a manifest written before schemas: numbers named as its features."""
+    try:
+        if manifest.get("schema") is None:
+            return Schema.numeric(feature_names)
+        schema = Schema.from_dict(manifest["schema"])
+    except SchemaError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from None
+    if list(schema.names) != list(feature_names):
+        raise ModelLoadError(
+            f"{path}: the schema's columns differ from feature_names; the manifest was edited"
+        )
+    return schema
+
+
+def _refuse_constant(name: str) -> Any:
+    # JSON has no NaN or Infinity; Python's parser takes them unless told otherwise.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_manifest(data: bytes, path: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        manifest = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelLoadError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ModelLoadError(f"{path}: not a model manifest of format {MANIFEST_FORMAT}")
+    version = manifest.get("model_version")
+    if version is not None and not isinstance(version, str):
+        raise ModelLoadError(f"{path}: model_version must be a string, got {version!r}")
     return manifest
 
 
@@ -306,27 +359,64 @@ def _directory_digest(file_digests: dict[str, str]) -> str:
 
 
 def _check_permissions(directory: Path) -> None:
-    """Refuse a model that any local user could replace; warn if the group could."""
-    for path in (directory, directory / MANIFEST_FILE, directory / MODEL_FILE):
-        try:
-            mode = path.stat().st_mode
-            # A read-only mount (a Kubernetes ConfigMap or PVC mounted readOnly, whose
-            # directory is 0777) lets nobody write, whatever the mode bits say.
-            if os.statvfs(path).f_flag & os.ST_RDONLY:
-                continue
-        except OSError:
-            continue  # a missing file is reported by the step that needs it
-        if mode & stat.S_IWOTH:
+    """Refuse a model that any local user could replace; warn if the group could.
+
+    The model files must resolve inside the model directory (a symlink out of it would put
+    the model's safety in another directory's hands; a Kubernetes volume's ``..data`` links
+    stay inside). Then the files, the directory and every directory above it up to the
+    root, resolved: one writable by every user is refused, one writable by its group warned
+    about. A world-writable parent with the sticky bit (``/tmp``) is tolerated when the
+    entry in it that leads to the model is owned by this user or root: the sticky bit lets
+    only that owner rename or remove it, so others cannot swap the path underneath.
+    """
+    try:
+        resolved = directory.resolve(strict=True)
+    except OSError:
+        return  # a missing directory is reported by the step that needs it
+    files = []
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        real = (directory / name).resolve()
+        if not real.is_relative_to(resolved):
             raise ModelLoadError(
-                f"{path} is writable by every user (mode {stat.filemode(mode)}); anyone on the"
-                " host could swap the model: remove the write bit for others (chmod o-w)"
+                f"{directory / name} is a symlink to {real}, outside the model directory;"
+                " copy the file into the directory instead"
             )
-        if mode & stat.S_IWGRP:
-            _log.warning(
-                "%s is group-writable (mode %s): members of its group could swap the model",
-                path,
-                stat.filemode(mode),
-            )
+        files.append(real)
+    chain = [resolved, *resolved.parents]
+    for path in files:
+        _check_mode(path, os.stat(path).st_mode if path.exists() else 0)
+    for child, path in zip([None, *chain], chain, strict=False):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        mode = info.st_mode
+        if child is not None and mode & stat.S_IWOTH and mode & stat.S_ISVTX:
+            owner = child.stat().st_uid
+            if owner in (os.geteuid(), 0):
+                continue  # /tmp and its kind: only the owner may rename the entry
+        _check_mode(path, mode)
+
+
+def _check_mode(path: Path, mode: int) -> None:
+    try:
+        # A read-only mount (a Kubernetes ConfigMap or PVC mounted readOnly, whose
+        # directory is 0777) lets nobody write, whatever the mode bits say.
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return
+    except OSError:
+        return  # a missing file is reported by the step that needs it
+    if mode & stat.S_IWOTH:
+        raise ModelLoadError(
+            f"{path} is writable by every user (mode {stat.filemode(mode)}); anyone on the"
+            " host could swap the model: remove the write bit for others (chmod o-w)"
+        )
+    if mode & stat.S_IWGRP:
+        _log.warning(
+            "%s is group-writable (mode %s): members of its group could swap the model",
+            path,
+            stat.filemode(mode),
+        )
 
 
 def file_sha256(path: Path) -> str:

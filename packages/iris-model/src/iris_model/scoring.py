@@ -20,18 +20,27 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from iris_model.errors import InvalidInputError
-from iris_model.validation import MAX_ABS_FEATURE
 
 Matrix = npt.NDArray[np.float64]
+#: What a scorer that hands rows to scikit-learn accepts: its trees and histograms cast X to
+#: float32, and a finite float64 beyond this becomes inf there (a ValueError, not an answer).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Scores below this can be subtracted from one another without overflowing a float64.
 _SAFE_SCORE = 1e300
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 Indices = npt.NDArray[np.int64]
 # Scores of at most this many values get the intercept from a kept row-repeated copy (512 KiB).
 _MAX_TILED_VALUES = 65_536
 
 
 class Scorer(Protocol):
-    """Turns a validated float matrix into class indices and class probabilities."""
+    """Turns validated rows into class indices and class probabilities.
+
+    The rows are a float matrix, or for an estimator fitted on a DataFrame a DataFrame with
+    its training columns. ``max_abs`` is the largest |number| it scores without overflowing.
+    """
+
+    max_abs: float
 
     def predict(self, matrix: Matrix) -> Indices:
         """Return the index (into ``classes_``) of the most likely class of each row."""
@@ -56,14 +65,17 @@ class LinearScorer:
         self._intercept_rows: Matrix = self._intercept.reshape(1, -1)
         # Two classes: one row of coefficients scores the second class (a sigmoid, not softmax).
         self._binary = estimator.coef_.shape[0] == 1
-        # Validated rows are within ±MAX_ABS_FEATURE, so |score| is at most this bound. For
-        # any sane model it is tiny and the per-call overflow guard (3.9% of a server
-        # worker's CPU on single rows) can be skipped.
-        with np.errstate(over="ignore"):  # a huge bound is the answer, not an error
-            largest_score = np.abs(estimator.coef_).sum(axis=1) * MAX_ABS_FEATURE + np.abs(
-                estimator.intercept_
-            )
-        self._may_overflow = not bool((largest_score < _SAFE_SCORE).all())
+        # The validation bounds every |value| by max_abs, chosen so that no score can reach
+        # _SAFE_SCORE: the bound follows from the coefficients (what this model needs), not
+        # from the data, and the per-call overflow guard (3.9% of a server worker's CPU on
+        # single rows) is skipped. Only a model whose intercept alone is that large (or
+        # whose coefficients are not finite) keeps the guard, with no bound on the values.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            spare = _SAFE_SCORE - np.abs(estimator.intercept_).max()
+            weight = np.abs(estimator.coef_).sum(axis=1).max()
+            bound = float(spare / weight) if weight > 0 else _FLOAT_MAX
+        self._may_overflow = not (np.isfinite(bound) and bound > 0 and spare > 0)
+        self.max_abs = _FLOAT_MAX if self._may_overflow else min(bound, _FLOAT_MAX)
 
     def decision_function(self, matrix: Matrix) -> Matrix:
         """Return the per-class linear scores, exactly as sklearn computes them.
@@ -125,30 +137,34 @@ class LinearScorer:
 class EstimatorScorer:
     """Delegates to any fitted scikit-learn classifier (the general, slower path)."""
 
+    max_abs = FLOAT32_MAX
+
     def __init__(self, estimator: Any) -> None:
         self._estimator = estimator
         self._classes = np.asarray(estimator.classes_)
 
-    def predict(self, matrix: Matrix) -> Indices:
+    def predict(self, matrix: Any) -> Indices:
         """Return the indices of the estimator's predicted labels in ``classes_``."""
         labels = self._estimator.predict(matrix)
         indices: Indices = np.searchsorted(self._classes, labels).astype(np.int64)
         return indices
 
-    def predict_proba(self, matrix: Matrix) -> Matrix:
+    def predict_proba(self, matrix: Any) -> Matrix:
         """Return the estimator's own ``predict_proba``."""
         return np.asarray(self._estimator.predict_proba(matrix), dtype=np.float64)
 
 
-def scorer_for(estimator: Any) -> Scorer:
+def scorer_for(estimator: Any, *, numbers_only: bool = True) -> Scorer:
     """Pick the fast scorer when the estimator is one it reproduces exactly, else sklearn's.
 
     A plain ``LogisticRegression`` of any shape qualifies: binary (sigmoid) or multinomial
-    (softmax), any number of features and classes. One-vs-rest models (scikit-learn before
-    1.8 could fit them), subclasses and pipelines may compute differently: sklearn scores them.
+    (softmax), any number of features and classes, when its input is numbers only (no
+    nullable or text columns: ``numbers_only``). One-vs-rest models (scikit-learn before 1.8
+    could fit them), subclasses and pipelines may compute differently: sklearn scores them.
     """
     coef = getattr(estimator, "coef_", None)
-    if type(estimator) is not LogisticRegression or coef is None or coef.ndim != 2:
+    plain = type(estimator) is LogisticRegression and numbers_only
+    if not plain or coef is None or coef.ndim != 2:
         return EstimatorScorer(estimator)
     n_classes = len(estimator.classes_)
     multi_class = getattr(estimator, "multi_class", "deprecated")

@@ -20,8 +20,15 @@ from iris_model._version import __version__
 from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES, load_dataset
 from iris_model.errors import TrainingError
 from iris_model.evaluation import Evaluation, cv_summary, summarize
-from iris_model.model import IrisModel, golden_pairs
-from iris_model.validation import to_table
+from iris_model.model import (
+    IrisModel,
+    golden_pairs,
+    infer_schema,
+    learn_unknowns,
+    records,
+    training_input,
+)
+from iris_model.schema import Schema, SchemaError
 
 DEFAULT_SEED = 42
 DEFAULT_TEST_SIZE = 0.2
@@ -50,6 +57,27 @@ class TrainingResult:
         """Yield the model and its evaluation, for ``model, evaluation = train()``."""
         return iter((self.model, self.evaluation))
 
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        """``result[0]`` is the model, ``result[1]`` the evaluation, as unpacking gives."""
+        return (self.model, self.evaluation)[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingResult(model={self.model!r}, evaluation={self.evaluation!r},"
+            f" X_test={_shape(self.X_test)}, y_test={len(self.y_test)} labels)"
+        )
+
+    def _repr_html_(self) -> str:
+        """The model, its schema and its evaluation, as tables for a notebook."""
+        return self.model._repr_html_() + self.evaluation._repr_html_()
+
+
+def _shape(rows: Any) -> str:
+    return f"{type(rows).__name__} of {len(rows)} rows"
+
 
 def train(
     X: Any = None,  # noqa: N803 - scikit-learn's name
@@ -61,6 +89,7 @@ def train(
     cv_folds: int = DEFAULT_CV_FOLDS,
     refit_full: bool = False,
     feature_names: Sequence[str] | None = None,
+    nullable: Sequence[str] = (),
     **params: Any,
 ) -> TrainingResult:
     """Fit a classifier, evaluate it on a held-out split and cross-validate it.
@@ -69,9 +98,12 @@ def train(
     gives the same split, model and metrics). With ``X`` and ``y``, your own data.
 
     Args:
-        X: Rows of numbers: a pandas DataFrame (its columns name the features), an array or
-            a list of rows. None for the Iris data.
-        y: One class label per row (numbers or strings). None for the Iris data.
+        X: The rows: a pandas DataFrame (its columns name the features and their dtypes
+            give the schema: numbers, integers, booleans, strings, categories, missing
+            values), an array or a list of rows. None for the Iris data. The estimator is
+            fitted on a DataFrame with the same columns and dtypes when ``X`` is one.
+        y: One class label per row (anything scikit-learn takes: numbers, strings,
+            booleans, categoricals). None for the Iris data.
         estimator: Any scikit-learn classifier or Pipeline with ``predict_proba`` (it is
             cloned, never modified). Default: a LogisticRegression.
         seed: Seeds the stratified split, the CV folds and the default estimator.
@@ -82,6 +114,8 @@ def train(
             held-out estimate).
         feature_names: Names of ``X``'s columns when it is not a DataFrame (default: the
             Iris names for the Iris data, else ``x0``, ``x1``, ...).
+        nullable: Columns that may be missing at prediction even though the training data
+            has no missing value there (columns with missing values allow them anyway).
         **params: Hyperparameters of the estimator, e.g. ``C=0.5, max_iter=200`` for the
             default LogisticRegression.
 
@@ -96,15 +130,20 @@ def train(
     _check_settings(test_size, cv_folds)
     if (X is None) != (y is None):
         raise TrainingError("pass both X and y, or neither for the Iris data")
+    features: Any
     if X is None:
         features, target = load_dataset()
-        names: tuple[str, ...] = tuple(feature_names or FEATURE_NAMES)
+        schema = Schema.numeric(tuple(feature_names or FEATURE_NAMES))
         frame = None
     else:
-        names = _feature_names(X, feature_names)
+        try:
+            schema = infer_schema(X, feature_names, nullable)
+        except SchemaError as exc:
+            raise TrainingError(str(exc)) from None
         frame = X if _is_frame(X) else None
-        features = to_table(X, feature_names=names, max_rows=sys.maxsize).matrix
+        features = training_input(X, schema)
         target = _target(y, len(features))
+    names = schema.names
     model_estimator = _estimator(estimator, seed, params)
     positions = np.arange(len(target))
     try:
@@ -113,30 +152,33 @@ def train(
         )
     except ValueError as exc:
         raise TrainingError(f"cannot split the data for evaluation: {exc}") from None
-    x_train, x_test = features[train_at], features[test_at]
+    x_train, x_test = _take(features, train_at), _take(features, test_at)
     y_train, y_test = target[train_at], target[test_at]
     # Small data sets are far too small for BLAS threads to help; on a busy 2-core machine
     # they made training the Iris model 6x slower than single-threaded.
     with threadpool_limits(limits=1):
         fitted = _fit(clone(model_estimator), x_train, y_train)
         cv = _cross_validate(model_estimator, x_train, y_train, cv_folds, seed)
+    inferred = schema
+    schema = learn_unknowns(fitted, x_train, inferred)
     labels = np.asarray(fitted.classes_)
     display = CLASS_NAMES if X is None else tuple(str(c) for c in labels.tolist())
-    model = IrisModel(fitted, feature_names=names, classes=display)
+    model = IrisModel(fitted, classes=display, schema=schema)
     predicted, _ = model._classify_all(x_test)
     evaluation = summarize(
         model.label_indices(y_test), predicted, display, n_train=len(y_train), **cv
     )
     if refit_full:
         with threadpool_limits(limits=1):
-            model = IrisModel(
-                _fit(clone(model_estimator), features, target), feature_names=names, classes=display
-            )
-    golden_rows = _GOLDEN_ROWS if X is None else x_test[:_N_GOLDEN]
+            refitted = _fit(clone(model_estimator), features, target)
+        schema = learn_unknowns(refitted, features, inferred)
+        model = IrisModel(refitted, classes=display, schema=schema)
+    golden_rows = records(np.asarray(_GOLDEN_ROWS) if X is None else x_test[:_N_GOLDEN], names)
     model.metadata = {
         "estimator": type(fitted).__name__,
         "params": _json_params(model_estimator),
         "feature_names": list(names),
+        "schema": schema.as_dict(),
         "classes": list(display),
         "training": {
             "seed": seed,
@@ -173,24 +215,19 @@ def _is_frame(X: Any) -> bool:  # noqa: N803
     return pandas is not None and isinstance(X, pandas.DataFrame)
 
 
-def _feature_names(X: Any, given: Sequence[str] | None) -> tuple[str, ...]:  # noqa: N803
-    if _is_frame(X):
-        columns = tuple(str(c) for c in X.columns)
-        if given is not None and set(given) != set(columns):
-            raise TrainingError(
-                f"feature_names {list(given)} differ from the DataFrame's columns {list(columns)}"
-            )
-        return tuple(given) if given is not None else columns
-    shape = np.shape(X) if isinstance(X, np.ndarray) else (len(X), len(X[0]) if len(X) else 0)
-    n_features = shape[-1] if len(shape) == 2 else 0
-    if given is not None:
-        if len(given) != n_features:
-            raise TrainingError(f"{len(given)} feature_names for rows of {n_features} values")
-        return tuple(given)
-    return tuple(f"x{k}" for k in range(n_features))
+def _take(data: Any, at: Any) -> Any:
+    """Rows ``at`` (positions) of a matrix or a DataFrame."""
+    return data.iloc[at] if _is_frame(data) else data[at]
 
 
 def _target(y: Any, n_rows: int) -> np.ndarray[Any, Any]:
+    """The labels as a NumPy array of one kind: strings, booleans, integers or floats.
+
+    pandas strings (``numpy.str_`` elements under pandas 3), categoricals and object arrays
+    of one Python type are all made plain; missing or mixed labels are refused.
+    """
+    if getattr(getattr(y, "dtype", None), "name", None) == "category":
+        y = np.asarray(y.astype(object))
     target = np.asarray(y)
     if target.ndim != 1:
         raise TrainingError(f"y must hold one label per row, got shape {target.shape}")
@@ -198,16 +235,26 @@ def _target(y: Any, n_rows: int) -> np.ndarray[Any, Any]:
         raise TrainingError(f"{n_rows} rows but {len(target)} labels")
     if target.dtype.kind == "f" and not np.isfinite(target).all():
         raise TrainingError("y holds NaN or infinite labels")
-    if target.dtype.kind == "O":
-        if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in target):
-            raise TrainingError("y holds missing labels (None or NaN)")
-        kinds = {type(v) for v in target}
-        if len(kinds) > 1:
-            raise TrainingError(f"y mixes label types {sorted(k.__name__ for k in kinds)}")
-        target = target.astype(str) if kinds == {str} else target
-    if target.dtype.kind not in "iuUb" and target.dtype.kind != "f":
-        raise TrainingError(f"labels must be numbers or strings, got dtype {target.dtype}")
-    return target
+    if target.dtype.kind not in "O":
+        if target.dtype.kind not in "iuUbf":
+            raise TrainingError(f"labels must be numbers, strings or booleans, got {target.dtype}")
+        return target
+    values = target.tolist()
+    if any(v is None or (isinstance(v, float) and not np.isfinite(v)) or _is_na(v) for v in values):
+        raise TrainingError("y holds missing labels (None or NaN)")
+    for kind, dtype in ((str, str), (bool | np.bool_, bool)):
+        if all(isinstance(v, kind) for v in values):
+            return np.asarray([dtype(v) for v in values])
+    if all(isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    if all(isinstance(v, float | np.floating) for v in values):
+        return np.asarray(values, dtype=np.float64)
+    kinds = sorted({type(v).__name__ for v in values})
+    raise TrainingError(f"y mixes label types {kinds}: give every label one type")
+
+
+def _is_na(value: Any) -> bool:
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def _estimator(estimator: Any, seed: int, params: dict[str, Any]) -> Any:
@@ -250,7 +297,11 @@ def _cross_validate(
 def _json_params(estimator: Any) -> dict[str, Any]:
     """The estimator's plain hyperparameters (numbers, strings, booleans, None) for the manifest."""
     plain = (str, int, float, bool, type(None))
-    return {k: v for k, v in estimator.get_params(deep=True).items() if isinstance(v, plain)}
+    return {
+        k: v
+        for k, v in estimator.get_params(deep=True).items()
+        if isinstance(v, plain) and not (isinstance(v, float) and not np.isfinite(v))
+    }
 
 
 def runtime_versions() -> dict[str, str]:

@@ -47,6 +47,12 @@ _ALLOWED_GLOBALS: Final = frozenset(
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("numpy", "dtype"),
         ("numpy", "ndarray"),
+        # Scalar types, kept as parameters (OneHotEncoder(dtype=numpy.float64)): calling
+        # one only makes a number.
+        *(("numpy", name) for name in (
+            "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64",
+            "uint32", "uint16", "uint8", "bool", "bool_", "str_", "object_",
+        )),
         # numpy 2 pickles name numpy._core; numpy 1.x pickles numpy.core.
         *((mod, name) for mod in ("numpy._core.multiarray", "numpy.core.multiarray")
           for name in ("_reconstruct", "scalar")),

@@ -1,9 +1,10 @@
-"""Strict conversion of user-supplied rows into a float matrix.
+"""Strict conversion of user-supplied rows of numbers into a float matrix.
 
-Nothing is coerced: booleans, strings, None, NaN, infinities, values beyond
-±``MAX_ABS_FEATURE``, ragged rows and empty or oversized batches are refused with an
-:class:`InvalidInputError` that names the row and column. Well-formed input takes a fast
-path that checks types in bulk; only malformed input pays for the element-by-element walk
+Nothing is coerced: booleans, strings, None and NaN (unless the column is nullable),
+infinities, values too large for the model's scorer, ragged rows and empty or oversized
+batches are refused with an :class:`InvalidInputError` that names the row and column.
+Well-formed input takes a fast path that checks types in bulk; only malformed input pays
+for the element-by-element walk
 that finds the first culprit.
 
 pandas input is matched by name: a DataFrame's columns are selected and ordered by the
@@ -27,10 +28,11 @@ from iris_model.errors import BatchTooLargeError, InvalidInputError
 
 Matrix = npt.NDArray[np.float64]
 
-#: Largest accepted |feature|. Flowers are measured in centimetres; the bound keeps every
-#: score finite (sklearn would answer NaN probabilities for rows near 1e308) and is a limit
-#: clients and schemas can state, unlike an overflow that depends on the coefficients.
+#: The range Iris flowers were documented with. No longer enforced: numbers of any finite
+#: magnitude are accepted, and only a scorer that could overflow bounds them (see
+#: :attr:`NumberSpec.max_abs`). Kept for callers that used it as a fast-path threshold.
 MAX_ABS_FEATURE = 1e6
+_FLOAT_MAX = sys.float_info.max
 
 _PLAIN_NUMBER_TYPES = frozenset({int, float})
 _ROW_TYPES = (list, tuple)
@@ -44,14 +46,37 @@ def _position(k: int) -> str:
     return str(k)
 
 
-class Table(NamedTuple):
-    """Validated rows, plus the pandas index they came with (None for plain input)."""
+class NumberSpec(NamedTuple):
+    """What a numeric column accepts beyond a finite float.
 
-    matrix: Matrix
+    Attributes:
+        max_abs: The largest |value| the model's scorer takes without overflowing.
+        nullable: Per column, whether NaN (a missing value) is accepted; None for none.
+        integer: Per column, whether only whole numbers are accepted; None for none.
+    """
+
+    max_abs: float = _FLOAT_MAX
+    nullable: npt.NDArray[np.bool_] | None = None
+    integer: npt.NDArray[np.bool_] | None = None
+
+
+PLAIN = NumberSpec()
+
+
+class Table(NamedTuple):
+    """Validated rows, plus the pandas index they came with (None for plain input).
+
+    ``matrix`` is a float matrix for models that score numbers, else a DataFrame with the
+    training columns and dtypes.
+    """
+
+    matrix: Any
     index: Any
 
 
-def to_table(rows: Any, *, feature_names: Sequence[str], max_rows: int) -> Table:
+def to_table(
+    rows: Any, *, feature_names: Sequence[str], max_rows: int, spec: NumberSpec = PLAIN
+) -> Table:
     """Like :func:`to_matrix`, and a DataFrame or Series is matched to ``feature_names``.
 
     Returns:
@@ -63,35 +88,58 @@ def to_table(rows: Any, *, feature_names: Sequence[str], max_rows: int) -> Table
     pandas = sys.modules.get("pandas")
     if pandas is not None:
         if isinstance(rows, pandas.DataFrame):
-            return _from_frame(rows, feature_names, max_rows)
+            return _from_frame(rows, feature_names, max_rows, spec)
         if isinstance(rows, pandas.Series):
-            label = 0 if rows.name is None else rows.name
-            frame = rows.to_frame(name=label).T
-            return _from_frame(frame, feature_names, max_rows)
-    return Table(to_matrix(rows, n_features=len(feature_names), max_rows=max_rows), None)
+            return Table(
+                to_matrix(
+                    [series_row(rows, feature_names)],
+                    n_features=len(feature_names),
+                    max_rows=max_rows,
+                    spec=spec,
+                    column_label=lambda j: _shorten(repr(feature_names[j])),
+                ),
+                [0 if rows.name is None else rows.name],  # an index for as_frame output
+            )
+    return Table(to_matrix(rows, n_features=len(feature_names), max_rows=max_rows, spec=spec), None)
 
 
-def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int) -> Table:
-    # Plain Python on the column labels: pandas' get_indexer costs ~0.5 ms per call.
-    columns = frame.columns.tolist()
-    at = {name: k for k, name in enumerate(columns)}
-    if len(at) != len(columns):
-        duplicates = sorted({str(c) for c in columns if columns.count(c) > 1})
-        raise InvalidInputError(f"duplicate column {_names(duplicates)} in the DataFrame")
+def series_row(series: Any, feature_names: Sequence[str]) -> list[Any]:
+    """A Series indexed by feature names as one row's values, in the model's order."""
+    # tolist() once: a Series' per-item access costs microseconds a value.
+    values = series.tolist()
+    return [values[k] for k in match_columns(series.index.tolist(), feature_names, "Series")]
+
+
+def match_columns(labels: list[Any], feature_names: Sequence[str], what: str) -> list[int]:
+    """Positions of ``feature_names`` among ``labels`` (matched as ``str``), or raise by name.
+
+    Integer labels (``pd.DataFrame(array)``) match the names ``"0"``, ``"1"``, ...
+    """
+    # Plain Python on the labels: pandas' get_indexer costs ~0.5 ms per call.
+    names = labels if all(type(c) is str for c in labels) else [str(c) for c in labels]
+    at = {name: k for k, name in enumerate(names)}
+    if len(at) != len(names):
+        duplicates = sorted({c for c in names if names.count(c) > 1})
+        raise InvalidInputError(f"duplicate column {_names(duplicates)} in the {what}")
     positions = [at.get(name, -1) for name in feature_names]
-    if len(columns) != len(feature_names) or -1 in positions:
+    if len(names) != len(feature_names) or -1 in positions:
         wanted = set(feature_names)
         missing = [name for name, k in zip(feature_names, positions, strict=True) if k < 0]
-        unknown = [str(c) for c in columns if c not in wanted]
+        unknown = [c for c in names if c not in wanted]
         parts = []
         if missing:
             parts.append(f"missing column {_names(missing)}")
         if unknown:
             parts.append(f"unknown column {_names(unknown)}")
+        hint = "; select them with frame[model.feature_names]" if what == "DataFrame" else ""
         raise InvalidInputError(
-            "; ".join(parts) + f" (the model takes {_names(feature_names)};"
-            " select them with frame[model.feature_names])"
+            "; ".join(parts) + f" (the model takes {_names(feature_names)}{hint})"
         )
+    return positions
+
+
+def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int, spec: NumberSpec) -> Table:
+    positions = match_columns(frame.columns.tolist(), feature_names, "DataFrame")
     n_rows = len(frame)
     if n_rows == 0:
         raise InvalidInputError("empty input: expected at least one row")
@@ -99,7 +147,7 @@ def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int) -> Tabl
     index = frame.index
 
     def row_label(i: int) -> str:
-        return _shorten(repr(index[i]))
+        return row_name(index[i])
 
     def column_label(j: int) -> str:
         return _shorten(repr(feature_names[j]))
@@ -116,6 +164,7 @@ def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int) -> Tabl
             values if in_order else values[:, positions],
             n_features=len(feature_names),
             max_rows=max_rows,
+            spec=spec,
             row_label=row_label,
             column_label=column_label,
         )
@@ -124,10 +173,16 @@ def _from_frame(frame: Any, feature_names: Sequence[str], max_rows: int) -> Tabl
         matrix = _slow_convert(
             (cells if in_order else cells[:, positions]).tolist(),
             len(feature_names),
+            spec,
             row_label=row_label,
             column_label=column_label,
         )
     return Table(matrix, index)
+
+
+def row_name(label: Any) -> str:
+    """A row's index label as errors show it (``7``, ``'f7'``; NumPy scalars as plain)."""
+    return _shorten(repr(label.item() if isinstance(label, np.generic) else label))
 
 
 def _names(names: Sequence[Any]) -> str:
@@ -136,7 +191,14 @@ def _names(names: Sequence[Any]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
+def to_matrix(
+    rows: Any,
+    *,
+    n_features: int,
+    max_rows: int,
+    spec: NumberSpec = PLAIN,
+    column_label: Label = _position,
+) -> Matrix:
     """Validate one row or a batch of rows and return a C-contiguous float64 matrix.
 
     Args:
@@ -144,6 +206,8 @@ def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
             NumPy array of shape ``(n_features,)`` or ``(n, n_features)``.
         n_features: How many numbers each row must hold.
         max_rows: The largest batch accepted.
+        spec: Nullable and integer columns, and the largest magnitude the scorer takes.
+        column_label: How errors name column ``j`` (default: its position).
 
     Returns:
         An array of shape ``(n, n_features)``.
@@ -153,7 +217,9 @@ def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
         BatchTooLargeError: The batch has more than ``max_rows`` rows.
     """
     if isinstance(rows, np.ndarray):
-        return _from_array(rows, n_features=n_features, max_rows=max_rows)
+        return _from_array(
+            rows, n_features=n_features, max_rows=max_rows, spec=spec, column_label=column_label
+        )
     if not isinstance(rows, _ROW_TYPES):
         raise InvalidInputError(
             f"expected a row of {n_features} numbers or a list of rows, got {_describe(rows)}"
@@ -165,10 +231,10 @@ def to_matrix(rows: Any, *, n_features: int, max_rows: int) -> Matrix:
                 for row in rows]  # fmt: skip
     batch: Sequence[Any] = rows if isinstance(rows[0], _ROW_TYPES) else (rows,)
     _check_batch_size(len(batch), max_rows)
-    matrix = _fast_convert(batch, n_features)
+    matrix = _fast_convert(batch, n_features, spec)
     if matrix is not None:
         return matrix
-    return _slow_convert(batch, n_features)
+    return _slow_convert(batch, n_features, spec, column_label=column_label)
 
 
 def _check_batch_size(n_rows: int, max_rows: int) -> None:
@@ -176,7 +242,7 @@ def _check_batch_size(n_rows: int, max_rows: int) -> None:
         raise BatchTooLargeError(f"batch of {n_rows} rows exceeds the limit of {max_rows} rows")
 
 
-def _fast_convert(batch: Sequence[Any], n_features: int) -> Matrix | None:
+def _fast_convert(batch: Sequence[Any], n_features: int, spec: NumberSpec = PLAIN) -> Matrix | None:
     """Convert a batch of plain lists of int/float in bulk, or return None to walk it."""
     if set(map(type, batch)) - {list, tuple} or set(map(len, batch)) != {n_features}:
         return None
@@ -188,14 +254,28 @@ def _fast_convert(batch: Sequence[Any], n_features: int) -> Matrix | None:
     except OverflowError:  # an int beyond float64's range
         return None
     # One comparison rejects NaN, ±inf and out-of-range values alike (NaN compares False).
-    if not np.abs(flat).max() <= MAX_ABS_FEATURE:
+    if not np.abs(flat).max() <= spec.max_abs:
+        return None  # the walk accepts NaN where it is allowed, and names any culprit
+    matrix = flat.reshape(len(batch), n_features)
+    if spec.integer is not None and _fractional(matrix, spec.integer).any():
         return None
-    return flat.reshape(len(batch), n_features)
+    return matrix
+
+
+def _fractional(matrix: Matrix, integer: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Where an integer column holds a number with a fraction (NaN is not one)."""
+    values = matrix[:, integer]
+    with np.errstate(invalid="ignore"):
+        fractional: npt.NDArray[np.bool_] = np.isfinite(values) & (values != np.round(values))
+    out = np.zeros(matrix.shape, dtype=bool)
+    out[:, integer] = fractional
+    return out
 
 
 def _slow_convert(
     batch: Sequence[Any],
     n_features: int,
+    spec: NumberSpec = PLAIN,
     *,
     row_label: Label = _position,
     column_label: Label = _position,
@@ -213,11 +293,26 @@ def _slow_convert(
                 " (every row needs exactly one value per feature)"
             )
         for j, value in enumerate(row):
-            matrix[i, j] = _to_float(value, f"row {row_label(i)}, column {column_label(j)}")
+            where = f"row {row_label(i)}, column {column_label(j)}"
+            if spec.nullable is not None and spec.nullable[j] and is_missing(value):
+                matrix[i, j] = math.nan
+                continue
+            matrix[i, j] = _to_float(value, where, spec.max_abs)
+            if spec.integer is not None and spec.integer[j] and not matrix[i, j].is_integer():
+                raise InvalidInputError(f"{where}: expected a whole number, got {value!r}")
     return matrix
 
 
-def _to_float(value: Any, where: str) -> float:
+def is_missing(value: Any) -> bool:
+    """Whether ``value`` stands for a missing one: None, NaN, pandas' NA or NaT."""
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return bool(value != value)  # noqa: PLR0124 - NaN is the one value unequal to itself
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _to_float(value: Any, where: str, max_abs: float = _FLOAT_MAX) -> float:
     if isinstance(value, bool | np.bool_) or not isinstance(
         value, int | float | np.integer | np.floating
     ):
@@ -230,8 +325,8 @@ def _to_float(value: Any, where: str) -> float:
         ) from None
     if not math.isfinite(number):
         raise InvalidInputError(f"{where}: expected a finite number, got {number}")
-    if abs(number) > MAX_ABS_FEATURE:
-        raise InvalidInputError(_out_of_range(where, number))
+    if abs(number) > max_abs:
+        raise InvalidInputError(_out_of_range(where, number, max_abs))
     return number
 
 
@@ -240,11 +335,18 @@ def _from_array(
     *,
     n_features: int,
     max_rows: int,
+    spec: NumberSpec = PLAIN,
     row_label: Label = _position,
     column_label: Label = _position,
 ) -> Matrix:
     if array.dtype.kind == "O":
-        return to_matrix(array.tolist(), n_features=n_features, max_rows=max_rows)
+        return to_matrix(
+            array.tolist(),
+            n_features=n_features,
+            max_rows=max_rows,
+            spec=spec,
+            column_label=column_label,
+        )
     if array.dtype.kind not in "iuf":
         raise InvalidInputError(f"expected an array of real numbers, got dtype {array.dtype}")
     if array.ndim == 1:
@@ -259,18 +361,31 @@ def _from_array(
     _check_batch_size(array.shape[0], max_rows)
     matrix = np.ascontiguousarray(array, dtype=np.float64)
     magnitude = np.abs(matrix)
-    if not magnitude.max() <= MAX_ABS_FEATURE:
-        finite = np.isfinite(matrix)
-        i, j = (int(k) for k in np.argwhere(~(finite & (magnitude <= MAX_ABS_FEATURE)))[0])
-        where = f"row {row_label(i)}, column {column_label(j)}"
-        if not finite[i, j]:
-            raise InvalidInputError(f"{where}: expected a finite number, got {matrix[i, j]}")
-        raise InvalidInputError(_out_of_range(where, float(matrix[i, j])))
+    if not magnitude.max() <= spec.max_abs:
+        bad = ~(magnitude <= spec.max_abs)
+        if spec.nullable is not None:
+            bad &= ~(np.isnan(matrix) & spec.nullable)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            where = f"row {row_label(i)}, column {column_label(j)}"
+            if not np.isfinite(matrix[i, j]):
+                raise InvalidInputError(f"{where}: expected a finite number, got {matrix[i, j]}")
+            raise InvalidInputError(_out_of_range(where, float(matrix[i, j]), spec.max_abs))
+    if spec.integer is not None:
+        fractional = _fractional(matrix, spec.integer)
+        if fractional.any():
+            i, j = (int(k) for k in np.argwhere(fractional)[0])
+            raise InvalidInputError(
+                f"row {row_label(i)}, column {column_label(j)}: expected a whole number,"
+                f" got {float(matrix[i, j])!r}"
+            )
     return matrix
 
 
-def _out_of_range(where: str, number: float) -> str:
-    return f"{where}: {number!r} is outside [-{MAX_ABS_FEATURE:g}, {MAX_ABS_FEATURE:g}]"
+def _out_of_range(where: str, number: float, max_abs: float) -> str:
+    return (
+        f"{where}: {number!r} is too large for this model's scorer (|value| at most {max_abs:.3g})"
+    )
 
 
 def _describe(value: Any) -> str:
