@@ -106,7 +106,6 @@ def serve(
     keepalive: int,
     graceful_timeout: int,
     log_level: str,
-    on_exit: Callable[[], None] | None = None,
 ) -> None:
     """Run Granian's master in this process until SIGTERM/SIGINT, serving ``target`` (WSGI).
 
@@ -142,6 +141,4 @@ def serve(
         respawn_failed_workers=True,
         workers_kill_timeout=graceful_timeout or None,
     )
-    if on_exit is not None:
-        server.on_shutdown(on_exit)
     server.serve(target_loader=load_app)
