@@ -255,7 +255,7 @@ def _load(url: str, stop: threading.Event, results: list[int | str]) -> None:
 
 
 def test_killed_worker_is_replaced_under_load(tmp_path: Path, front_end: str) -> None:
-    """Kill -9 of one worker fails at most the requests it held; the master replaces it."""
+    """Kill -9 of one worker fails only the requests it held or queued; it is replaced."""
     clients = 4
     with running_server(tmp_path, front_end=front_end) as live:
         stop = threading.Event()
@@ -275,11 +275,11 @@ def test_killed_worker_is_replaced_under_load(tmp_path: Path, front_end: str) ->
             thread.join(timeout=30)
         failures = [r for r in results if r != 200]
         assert len(results) > 20
-        # Gunicorn fails at most the one request per client its worker held. Granian failed 5
-        # of 4 clients' requests, every run: one more connection than requests in flight
-        # (its Rust accept loop takes connections off the queue before the worker answers
-        # them; not explained further). Still bounded: the victim's connections only.
-        assert len(failures) <= clients * (2 if front_end == "granian" else 1), failures
+        # Each worker listens on its own socket (SO_REUSEPORT; Granian's too): a client loses
+        # the request the victim held and, at most, one reconnect that the kernel queued on
+        # the victim's socket while the process was torn down. 5 of 4 clients' requests
+        # failed in some runs, under both front ends: the bound allows one more per client.
+        assert len(failures) <= 2 * clients, failures
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             workers = live.workers()
