@@ -21,7 +21,7 @@ import requests
 import tritonclient.http as httpclient
 
 from .conftest import SETOSA, VIRGINICA
-from .live import FRONT_ENDS, Server, get, gunicorn_only, running_server
+from .live import FRONT_ENDS, Server, get, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -81,8 +81,7 @@ def _listening_sockets(port: int) -> int:
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp (Linux)")
 def test_each_worker_listens_on_its_own_socket(server: Server) -> None:
-    """Gunicorn: one SO_REUSEPORT socket per worker, so the kernel spreads connections."""
-    gunicorn_only(server, "Granian's workers share the master's socket")
+    """One listening socket per worker (SO_REUSEPORT), so the kernel spreads connections."""
     assert _listening_sockets(server.port) == 2
 
 
