@@ -63,7 +63,7 @@ def lint(session: nox.Session) -> None:
     """Lint everything: the pre-commit hooks, manifests, Dockerfile and CI workflow checks.
 
     The hooks (.pre-commit-config.yaml): ruff, ruff format, mypy --strict, hadolint,
-    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID` runs one hook only.
+    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID...` runs only those hooks.
     """
     install(session, "lint", "test", "plot", "workflows")
     env: dict[str, str] = {}
@@ -79,9 +79,14 @@ def lint(session: nox.Session) -> None:
     # The venv first (mypy, and shellcheck for actionlint's run: scripts), then Go.
     path = [session.bin, *([str(Path(go).parent)] if go else []), os.environ.get("PATH", "")]
     env["PATH"] = os.pathsep.join(path)
-    session.run(
-        "pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs, env=env
-    )
+    # `pre-commit run` takes one hook id: run each one named, or all of them.
+    for hook in session.posargs or [None]:
+        hook_args = [hook] if hook else []
+        session.run(
+            "pre-commit", "run", "--all-files", "--show-diff-on-failure", *hook_args, env=env
+        )
+    if session.posargs:  # only the hooks asked for
+        return
     check_manifests(session)
     check_monitoring(session)
     check_dockerfile(session)
