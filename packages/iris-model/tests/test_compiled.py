@@ -254,3 +254,27 @@ def test_random_pipelines_of_supported_steps_answer_as_the_pipeline(
     rows, _ = _frame(30, seed=seed)
     rows.loc[rows.index[::5], "region"] = "unseen"
     _assert_same(model, rows)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # unscaled prices
+def test_rows_both_refuse_do_not_stop_the_proof() -> None:
+    """An encoder refusing unknowns, with no known values in the schema: both refuse them.
+
+    The proof goes row by row then, and the compiled encoder names the value itself.
+    """
+    x, y = _frame()
+    pipeline = make_pipeline(
+        ColumnTransformer(
+            [
+                ("numbers", SimpleImputer(strategy="constant", fill_value=0.0), NUMBERS),
+                ("text", OrdinalEncoder(), TEXT),
+                ("flags", MinMaxScaler(clip=True), ["garden"]),
+            ]
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+    model = iris_model.IrisModel(pipeline.fit(x, y), schema=iris_model.Schema.infer(x))
+    assert model.scorer_kind == "compiled", model.compiled_reason
+    _assert_same(model, x.iloc[:10])
+    with pytest.raises(InvalidInputError, match="row 0, column 'region': unknown value 'mars'"):
+        model.predict(_rows(x)[0] | {"region": "mars"})

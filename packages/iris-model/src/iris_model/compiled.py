@@ -515,32 +515,59 @@ def _prove(compiled: CompiledScorer, estimator: Any, schema: Schema, rows: list[
         return _compare(compiled, estimator, schema, rows)
 
 
+Answers = tuple[Indices, Matrix] | None
+
+
 def _compare(compiled: CompiledScorer, estimator: Any, schema: Schema, rows: list[Any]) -> str:
-    classes = np.asarray(estimator.classes_)
+    # All rows in one batch first (one pipeline call, cheap at load); row by row only when
+    # one side refuses some row, to prove that both refuse the same rows.
+    if rows:
+        expected, got = _both(compiled, estimator, schema, rows)
+        if expected is not None and got is not None:
+            return _differs(rows, expected, got)
     for k, row in enumerate(rows):
-        columns = to_columns([row], schema, max_rows=1)
-        try:
-            frame = to_frame(columns, schema, max_abs=compiled.max_abs)
-            expected = estimator.predict_proba(frame)
-            expected_class = np.searchsorted(classes, estimator.predict(frame))
-        except (ValueError, InvalidInputError):
-            expected = None
-        try:
-            matrix = compiled.transform(columns)
-            got = compiled.predict_proba(matrix)
-            got_class = compiled.predict(matrix)
-        except InvalidInputError:
-            got = None
+        expected, got = _both(compiled, estimator, schema, [row])
         if expected is None and got is None:
             continue
         if expected is None or got is None:
             who = "the pipeline" if expected is None else "the compiled scorer"
             return f"proof row {k} ({row}): only {who} refuses it"
-        if got_class.tolist() != expected_class.tolist() or not np.allclose(
-            got, expected, rtol=TOLERANCE, atol=TOLERANCE
-        ):
-            return (
-                f"proof row {k} ({row}): the compiled scorer answers {got.tolist()}, the"
-                f" pipeline {expected.tolist()}"
-            )
+        failure = _differs([row], expected, got, first=k)
+        if failure:
+            return failure
     return ""
+
+
+def _both(
+    compiled: CompiledScorer, estimator: Any, schema: Schema, rows: list[Any]
+) -> tuple[Answers, Answers]:
+    """The pipeline's and the compiled scorer's classes and probabilities (None: refused)."""
+    columns = to_columns(rows, schema, max_rows=len(rows))
+    expected: Answers = None
+    got: Answers = None
+    try:
+        frame = to_frame(columns, schema, max_abs=compiled.max_abs)
+        classes = np.searchsorted(np.asarray(estimator.classes_), estimator.predict(frame))
+        expected = (classes, estimator.predict_proba(frame))
+    except (ValueError, InvalidInputError):
+        pass
+    try:
+        matrix = compiled.transform(columns)
+        got = (compiled.predict(matrix), compiled.predict_proba(matrix))
+    except InvalidInputError:
+        pass
+    return expected, got
+
+
+def _differs(
+    rows: list[Any], expected: tuple[Indices, Matrix], got: tuple[Indices, Matrix], first: int = 0
+) -> str:
+    close = np.isclose(got[1], expected[1], rtol=TOLERANCE, atol=TOLERANCE).all(axis=1)
+    bad = (got[0] != expected[0]) | ~close
+    if not bad.any():
+        return ""
+    i = int(np.argmax(bad))
+    return (
+        f"proof row {first + i} ({rows[i]}): the compiled scorer answers {got[1][i].tolist()},"
+        f" the pipeline {expected[1][i].tolist()}"
+    )
