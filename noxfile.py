@@ -63,7 +63,7 @@ def lint(session: nox.Session) -> None:
     """Lint everything: the pre-commit hooks, manifests, Dockerfile and CI workflow checks.
 
     The hooks (.pre-commit-config.yaml): ruff, ruff format, mypy --strict, hadolint,
-    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID` runs one hook only.
+    actionlint, zizmor, shellcheck. `nox -s lint -- HOOK_ID...` runs only those hooks.
     """
     install(session, "lint", "test", "plot", "workflows")
     env: dict[str, str] = {}
@@ -79,9 +79,14 @@ def lint(session: nox.Session) -> None:
     # The venv first (mypy, and shellcheck for actionlint's run: scripts), then Go.
     path = [session.bin, *([str(Path(go).parent)] if go else []), os.environ.get("PATH", "")]
     env["PATH"] = os.pathsep.join(path)
-    session.run(
-        "pre-commit", "run", "--all-files", "--show-diff-on-failure", *session.posargs, env=env
-    )
+    # `pre-commit run` takes one hook id: run each one named, or all of them.
+    for hook in session.posargs or [None]:
+        hook_args = [hook] if hook else []
+        session.run(
+            "pre-commit", "run", "--all-files", "--show-diff-on-failure", *hook_args, env=env
+        )
+    if session.posargs:  # only the hooks asked for
+        return
     check_manifests(session)
     check_monitoring(session)
     check_dockerfile(session)
@@ -351,8 +356,67 @@ def e2e(session: nox.Session) -> None:
     install(session, "test", "container", "e2e", packages=())
     env = prepare_image_build(session)  # the image is built (or found) and loaded via Docker
     # -rA: the passing tests' figures (request and failure counts, timelines) are printed too.
+    # The `published` tests deploy what `publish` pushed: session `delivery` runs them.
     e2e_tests = str(ROOT / "tests" / "integration" / "e2e")
-    session.run("pytest", e2e_tests, "-m", "k8s", "-rA", "--durations=10", *args, env=env)
+    marker = "k8s and not published"
+    session.run("pytest", e2e_tests, "-m", marker, "-rA", "--durations=10", *args, env=env)
+
+
+# ------------------------------------------------------------------------- publishing
+TOOLS_DIR = ROOT / "tools"
+# The registry client (read manifests back, add tags in the registry) and the signer.
+CRANE = "github.com/google/go-containerregistry/cmd/crane@v0.22.1"
+COSIGN = "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
+
+
+def release_tools(session: nox.Session) -> dict[str, str]:
+    """Build crane and cosign once from the Go module proxy (go_tool); fails without Go."""
+    tools = {name.upper(): go_tool(session, module) for name, module in (
+        ("crane", CRANE), ("cosign", COSIGN))}  # fmt: skip
+    missing = [name.lower() for name, path in tools.items() if path is None]
+    if missing:
+        session.error(f"{', '.join(missing)} cannot be built: Go is missing (go.dev/doc/install)")
+    return {name: str(path) for name, path in tools.items()}
+
+
+@nox.session(python=False, default=False)
+def publish(session: nox.Session) -> None:
+    """Push the tested image, check its digest, sign and tag it (tools/release/publish.py).
+
+    `nox -s publish -- IMAGE REPOSITORY (--keyless | --key FILE | --generate-key DIR) ...`;
+    `-- prepare` only builds crane and cosign (the workflow does so before it logs in).
+    """
+    tools = release_tools(session)
+    if session.posargs == ["prepare"]:
+        session.log(f"crane: {tools['CRANE']}, cosign: {tools['COSIGN']}")
+        return
+    require_docker(session)
+    session.run(
+        "python3", str(TOOLS_DIR / "release" / "publish.py"), *session.posargs,
+        "--crane", tools["CRANE"], "--cosign", tools["COSIGN"], external=True,
+    )  # fmt: skip
+
+
+@nox.session(default=False)
+def delivery(session: nox.Session) -> None:
+    """Deploy what `publish` pushed: verify, pull by digest, refuse unsigned images.
+
+    Needs E2E_PUBLISHED (publish.py's --json), E2E_REGISTRY (where the cluster pulls from) and
+    the cluster (`-- --k8s-kubeconfig PATH` or E2E_KUBECONFIG), as `nox -s e2e` does.
+    """
+    args = list(session.posargs)
+    if not any(arg.split("=")[0] in K8S_TARGET_OPTIONS for arg in args):
+        if not os.environ.get("E2E_KUBECONFIG"):
+            session.error("no cluster: pass `-- --k8s-kubeconfig PATH` or set E2E_KUBECONFIG")
+        args += ["--k8s-kubeconfig", os.environ["E2E_KUBECONFIG"]]
+    for name in ("E2E_PUBLISHED", "E2E_REGISTRY"):
+        if not os.environ.get(name):
+            session.error(f"{name} is not set (see the session's docstring)")
+    require_docker(session)
+    install(session, "test", "container", "e2e", packages=())
+    env = release_tools(session)
+    e2e_tests = str(ROOT / "tests" / "integration" / "e2e")
+    session.run("pytest", e2e_tests, "-m", "published", "-rA", "--durations=5", *args, env=env)
 
 
 # pytest-kubernetes options that name the cluster to test against.

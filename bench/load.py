@@ -91,7 +91,8 @@ def check_answers(server: Server, workloads: dict[str, Workload]) -> dict[str, s
             raise BenchError(
                 f"{server.key} {workload.path}: HTTP {error.code} {error.read()[:300]!r}"
             ) from error
-        length = headers.get(BINARY_HEADER)
+        # Header names are case-insensitive; Granian sends them in lower case.
+        length = {name.lower(): value for name, value in headers.items()}.get(BINARY_HEADER.lower())
         document = json.loads(body[: int(length)] if length else body)
         if server.key != "ceiling" and workload.rows > 1:
             if "outputs" in document:  # V2: the predict output's shape

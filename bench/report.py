@@ -24,6 +24,10 @@ BATCH_ROWS_PER_S = 2_000_000
 WORKER_INCREMENT_MB = 60.0
 P99_VS_SEED = 1.0
 BATCH_P99_VS_CEILING = 2.0
+# Issue 27: Granian against Gunicorn, and Gunicorn's connection spread.
+GRANIAN_VS_GUNICORN = 2.0
+GRANIAN_P99_VS_GUNICORN = 1.0
+LOWEST_ROUND_VS_MEDIAN = 0.9
 
 # name: (top, bottom, metric); top / bottom of the same round.
 RATIOS: dict[str, tuple[tuple[str, str], tuple[str, str], str]] = {
@@ -40,6 +44,27 @@ RATIOS: dict[str, tuple[tuple[str, str], tuple[str, str], str]] = {
     "ceiling_vs_seed_predict": (("ceiling", "predict"), ("seed", "predict"), "rps"),
     "p99_predict_vs_seed": (("server", "predict"), ("seed", "predict"), "p99_ms"),
     "p99_batch_vs_ceiling": (("server", "batch"), ("ceiling", "batch"), "p99_ms"),
+    "granian_vs_gunicorn_predict": (("server_granian", "predict"), ("server", "predict"), "rps"),
+    "granian_vs_gunicorn_v2": (("server_granian", "v2"), ("server", "v2"), "rps"),
+    "granian_vs_gunicorn_v2bin": (("server_granian", "v2bin"), ("server", "v2bin"), "rps"),
+    "granian_vs_gunicorn_v2bin_batch": (
+        ("server_granian", "v2bin_batch"),
+        ("server", "v2bin_batch"),
+        "rows_per_s",
+    ),
+    "granian_vs_gunicorn_v2_batch": (
+        ("server_granian", "v2_batch"),
+        ("server", "v2_batch"),
+        "rows_per_s",
+    ),
+    "granian_vs_gunicorn_batch": (("server_granian", "batch"), ("server", "batch"), "rows_per_s"),
+    "p99_granian_vs_gunicorn_predict": (
+        ("server_granian", "predict"),
+        ("server", "predict"),
+        "p99_ms",
+    ),
+    "reuse_port_vs_shared_predict": (("server", "predict"), ("server_shared", "predict"), "rps"),
+    "reuse_port_vs_shared_v2": (("server", "v2"), ("server_shared", "v2"), "rps"),
 }
 
 
@@ -84,6 +109,34 @@ def round_ratio(
 def ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     """Every same-round ratio of RATIOS."""
     return {name: round_ratio(rows, *spec) for name, spec in RATIOS.items()}
+
+
+def spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How evenly each server's workers shared the load, per workload, over the rounds.
+
+    ``share``: the least busy worker's share of the workers' CPU times their count (1.0 even,
+    0.0 idle), median and lowest round; ``lowest_vs_median``: the slowest round's req/s over
+    the median's (an idle worker shows as a slow round).
+    """
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        cells.setdefault((row["server"], row["workload"]), []).append(row)
+    found = []
+    for (server, workload), measured in sorted(cells.items()):
+        shares = [r["worker_share"] for r in measured if r.get("worker_share") is not None]
+        rps = [r["rps"] for r in measured]
+        middle = median(rps)
+        found.append(
+            {
+                "server": server,
+                "workload": workload,
+                "rounds": len(measured),
+                "share_median": median(shares) if shares else None,
+                "share_lowest": min(shares) if shares else None,
+                "lowest_vs_median": round(min(rps) / middle, 3) if middle else None,
+            }
+        )
+    return found
 
 
 def on_off(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,6 +224,7 @@ def targets(
     ratio: dict[str, float | None],
     worker_mb: dict[str, float | None],
     open_loop: list[dict[str, Any]],
+    spread_cells: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """The issues' targets as PASS/FAIL records (value None: not measured -> FAIL)."""
     ours = {k: v for s in ("server", "server_auth") for k, v in table.get(s, {}).items()}
@@ -239,6 +293,34 @@ def targets(
             " MB",
         ),
     ]
+    if "granian_vs_gunicorn_predict" in ratio and table.get("server_granian"):
+        specs += [
+            (
+                "Granian /predict >= 2.0x Gunicorn's",
+                ratio["granian_vs_gunicorn_predict"],
+                GRANIAN_VS_GUNICORN,
+                ">=",
+                "x",
+            ),
+            (
+                "Granian /predict p99 <= Gunicorn's",
+                ratio["p99_granian_vs_gunicorn_predict"],
+                GRANIAN_P99_VS_GUNICORN,
+                "<=",
+                "x",
+            ),
+        ]
+    for cell in spread_cells or []:
+        if cell["server"] == "server" and cell["workload"] in {"predict", "v2"}:
+            specs.append(
+                (
+                    f"Gunicorn {cell['workload']}: lowest round >= 0.9x the median",
+                    cell["lowest_vs_median"],
+                    LOWEST_ROUND_VS_MEDIAN,
+                    ">=",
+                    "x",
+                )
+            )
     by_rate: dict[int, dict[str, float]] = {}
     for cell in open_loop:
         by_rate.setdefault(cell["rate"], {})[cell["server"]] = cell["p99_ms"]
@@ -327,6 +409,23 @@ def markdown(result: dict[str, Any]) -> str:
             for r in result["on_off"]
         ]
     open_loop = result.get("open_loop", {})
+    if result.get("spread"):
+        lines += [
+            "",
+            "## Connection spread over workers (keep-alive connections, per round)",
+            "",
+            "Least busy worker's share of the workers' CPU x their count (1.0 even, 0.0 idle),"
+            " median and lowest round; slowest round's req/s over the median's.",
+            "",
+            "| server | workload | rounds | share (median) | share (lowest) "
+            "| lowest round / median |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {c['server']} | {c['workload']} | {c['rounds']} | {fmt(c['share_median'], 2)} "
+            f"| {fmt(c['share_lowest'], 2)} | {fmt(c['lowest_vs_median'], 3)} |"
+            for c in result["spread"]
+        ]
     lines += ["", "## Fixed rate (open loop, vegeta): single-row /predict", ""]
     if open_loop.get("summary"):
         lines += [

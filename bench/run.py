@@ -56,8 +56,10 @@ def measure(
     if args.warmup > 0:
         run_wrk(url, body, args.warmup, args, workload)
     cpu_before = cpu_seconds(server.processes())
+    workers_before = server.worker_cpu()
     summary = run_wrk(url, body, args.duration, args, workload)
     cpu_used = cpu_seconds(server.processes()) - cpu_before
+    workers_after = server.worker_cpu()
     seconds = summary["duration_us"] / 1e6
     requests = summary["requests"]
     socket_errors = sum(summary[k] for k in ("connect", "read", "write", "timeout"))
@@ -73,8 +75,22 @@ def measure(
         "socket_errors": socket_errors,
         "server_cpu_us_per_request": round(cpu_used / max(requests, 1) * 1e6, 1),
         "server_cpu_cores": round(cpu_used / seconds, 2),
+        "worker_share": worker_share(workers_before, workers_after),
         "load1": loadavg()[0],
     }
+
+
+def worker_share(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """The least busy worker's share of the workers' CPU, times their count (1.0: even).
+
+    CPU time per worker stands for its share of the requests: every request costs a worker
+    about the same. 0.0 means one worker served nothing (it held no connection).
+    """
+    used = [after[pid] - before[pid] for pid in after if pid in before]
+    total = sum(used)
+    if len(used) < 2 or total <= 0:
+        return None
+    return round(min(used) / total * len(used), 3)
 
 
 def closed_loop(
@@ -359,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "ratios": ratios,
         "on_off": report.on_off(rows),
+        "spread": report.spread(rows),
         "open_loop": fixed_rate,
         "memory": {
             "scaling": scaling,
@@ -368,7 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": rows,
     }
     result["targets"] = report.targets(
-        table, ratios, worker_increments.get("server", {}), fixed_rate["summary"]
+        table,
+        ratios,
+        worker_increments.get("server", {}),
+        fixed_rate["summary"],
+        result["spread"],
     )
 
     args.output_dir.mkdir(parents=True, exist_ok=True)

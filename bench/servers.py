@@ -7,6 +7,10 @@
   configuration module: the framework ceiling for our configuration;
 - ``seed``: the seed-style app (apps/seed.py: sklearn ``predict`` per request) under
   ``gunicorn --workers 2`` with Gunicorn's defaults: the "before" baseline;
+- ``server_granian``: the shipped server under Granian (``INFERENCE_HTTP_SERVER=granian``);
+- ``server_shared``, ``ceiling_shared``: the shipped server and the ceiling with the workers on
+  one shared listening socket (``INFERENCE_REUSE_PORT=false``, Gunicorn's old way): the
+  connection-spread rows;
 - ``server_off_<trick>``: the shipped server with one speed trick turned off
   (apps/tricks_off.py, apps/tricks_off_conf.py): the on/off rows, each on the workloads the
   trick claims to speed up.
@@ -51,6 +55,9 @@ SERVER_LABELS = {
     "server_auth": "inference-server, bearer auth on",
     "ceiling": "framework ceiling (constant JSON, same Gunicorn config)",
     "seed": "seed baseline (sklearn predict, gunicorn --workers 2)",
+    "server_granian": "inference-server under Granian (INFERENCE_HTTP_SERVER=granian)",
+    "server_shared": "inference-server, one shared socket (INFERENCE_REUSE_PORT=false)",
+    "ceiling_shared": "framework ceiling, one shared socket (INFERENCE_REUSE_PORT=false)",
 } | {f"server_off_{trick}": f"server with {what}" for trick, what in TRICKS.items()}
 # Which workloads each server answers.
 SERVES = {
@@ -58,6 +65,10 @@ SERVES = {
     "server_auth": ("predict_auth",),
     "ceiling": ("predict", "v2", "batch"),
     "seed": ("predict", "batch"),
+    # The second front end and the connection-spread rows (issue 27).
+    "server_granian": ("predict", "v2", "v2bin", "v2bin_batch", "v2_batch", "batch"),
+    "server_shared": ("predict", "v2"),
+    "ceiling_shared": ("predict", "v2"),
     # The on/off rows: each trick on the workloads it claims to speed up.
     "server_off_fair": ("predict", "v2"),
     "server_off_coalescing": ("predict", "v2"),
@@ -65,6 +76,12 @@ SERVES = {
     "server_off_proof": ("predict", "v2", "v2_batch"),
     "server_off_number_rows": ("v2_batch",),
     "server_off_simdjson": ("batch",),
+}
+#: Rows that run the shipped server or ceiling with a setting changed (issue 27).
+SHIPPED_VARIANTS: dict[str, dict[str, str]] = {
+    "server_granian": {"INFERENCE_HTTP_SERVER": "granian"},
+    "server_shared": {"INFERENCE_REUSE_PORT": "false"},
+    "ceiling_shared": {"INFERENCE_REUSE_PORT": "false"},
 }
 #: The on/off servers, for the report.
 OFF_SERVERS = tuple(key for key in SERVES if key.startswith("server_off_"))
@@ -161,6 +178,10 @@ class Server:
         for process in found:
             self.known.setdefault(process.pid, process)
         return found
+
+    def worker_cpu(self) -> dict[int, float]:
+        """CPU seconds used so far by each current worker (the master's children), by PID."""
+        return {p.pid: cpu_seconds([p]) for p in self.processes()[1:]}
 
     def pids(self) -> list[int]:
         """The PIDs of the master and its current workers."""
@@ -275,11 +296,14 @@ def make_server(setup: Setup, key: str, workers: int | None = None) -> Server:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(APPS), env.get("PYTHONPATH")]))
         argv = [sys.executable, "-m", "gunicorn", "-c", "python:tricks_off_conf"]
         return Server(key, [*argv, "tricks_off:create()"], env, port, log, SERVES[key], APPS)
-    if key in {"server", "server_auth", "ceiling"}:
-        env = clean_env(common | setup.extra_env | {"INFERENCE_BIND": bind})
+    variant = SHIPPED_VARIANTS.get(key, {})
+    base = key.removesuffix("_granian").removesuffix("_shared")
+    if base in {"server", "server_auth", "ceiling"}:
+        # A variant's settings come after --env: the row means what its name says.
+        env = clean_env(common | setup.extra_env | {"INFERENCE_BIND": bind} | variant)
         if workers is not None:
             env["WEB_CONCURRENCY"] = str(workers)
-        if key != "ceiling":
+        if base != "ceiling":
             assert setup.server_argv is not None  # noqa: S101 - prepare() found the server
             assert setup.model_dir is not None  # noqa: S101
             env["INFERENCE_MODEL_DIR"] = str(setup.model_dir)

@@ -523,7 +523,7 @@ def test_production_ingress_publishes_only_the_api(render: Any) -> None:
 
 
 # ------------------------------------------------------------------------- components
-COMPONENTS = ("auth", "model-volume", "four-workers", "local-image")
+COMPONENTS = ("auth", "model-volume", "four-workers", "local-image", "granian")
 # Components that add objects of other APIs (CRDs), checked by their own tests.
 TESTED_ELSEWHERE = {"prometheus-operator": "tests/deploy/test_monitoring.py"}
 
@@ -619,3 +619,29 @@ def test_four_workers_component_sizes_cpu_and_memory_with_the_workers(compose: A
     limits = ctr["resources"]["limits"]
     assert cpu_millis(limits["cpu"]) >= workers * 1000
     assert mem_bytes(limits["memory"]) >= (200 + 60 * (workers - 1) + 64) * 2**20
+
+
+def test_granian_component_switches_the_server_and_keeps_body_buffering(tmp_path: Path) -> None:
+    """components/granian on the production overlay: Granian, behind a buffering ingress.
+
+    Granian has no body read timeout; the component is only safe with ingress-nginx buffering
+    whole bodies, so it pins that annotation on the one Ingress. Everything else is unchanged.
+    """
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        # kustomize refuses absolute paths
+        f"resources: [{os.path.relpath(K8S_DIR / 'overlays' / 'production', tmp_path)}]\n"
+        f"components: [{os.path.relpath(K8S_DIR / 'components' / 'granian', tmp_path)}]\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(tmp_path)], check=True, capture_output=True, text=True
+    )
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(result.stdout)}
+    (container,) = objects["Deployment", "ml-model"]["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["INFERENCE_HTTP_SERVER"] == "granian"
+    assert "INFERENCE_AUTH_TOKENS_FILE" in env  # the overlay's own settings survive
+    annotations = objects["Ingress", "ml-model"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "2m"

@@ -240,10 +240,15 @@ def test_the_image_is_built_once_and_publish_pushes_the_tested_one(
         assert "actions/download-artifact@" in job_text
         assert "docker load" in job_text
         assert "needs.container.outputs.config-digest" in job_text
-    publish = yaml.safe_dump(jobs["publish"])
-    assert "pushed_config" in publish
-    assert "cosign sign" in publish
-    assert "actions/checkout@" not in publish
+    # Publishing itself is `nox -s publish` (tests/workflows/test_publish.py), given the
+    # tested digest to hold the image to, signing keyless.
+    (publishing,) = (s for s in steps(jobs["publish"]) if s.get("id") == "publish")
+    assert publishing["run"].startswith("nox -s publish -- ")
+    assert '--tested-config-digest "${TESTED_CONFIG_DIGEST}"' in publishing["run"]
+    assert "--keyless" in publishing["run"]
+    assert jobs["publish"]["env"]["TESTED_CONFIG_DIGEST"] == (
+        "${{ needs.container.outputs.config-digest }}"
+    )
 
 
 def test_e2e_prints_pod_logs_and_events_when_it_fails(jobs: dict[str, dict[str, Any]]) -> None:

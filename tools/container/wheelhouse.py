@@ -3,9 +3,9 @@
     python tools/container/wheelhouse.py requirements [--check]
     python tools/container/wheelhouse.py download --image IMAGE [--dest wheelhouse]
 
-`requirements` exports uv.lock's runtime dependencies (no workspace packages, no dev or
-tool groups, with hashes) to tools/container/requirements.txt, and the build backend of
-the workspace packages (the "build-backend" group: hatchling, hatch-vcs) to
+`requirements` exports uv.lock's runtime dependencies with the granian extra (no workspace
+packages, no dev or tool groups, with hashes) to tools/container/requirements.txt, and the
+build backend of the workspace packages (the "build-backend" group: hatchling, hatch-vcs) to
 tools/container/requirements-build.txt. The Dockerfile installs both with
 --require-hashes. `--check` fails instead of rewriting a stale file (CI).
 
@@ -34,7 +34,16 @@ BUILD_REQUIREMENTS = ROOT / "tools" / "container" / "requirements-build.txt"
 PACKAGES = (ROOT / "packages" / "iris-model", ROOT / "packages" / "inference-server")
 EXPORT = ["uv", "export", "--frozen", "--format", "requirements-txt", "--quiet"]
 EXPORTS = {
-    REQUIREMENTS: [*EXPORT, "--no-dev", "--no-default-groups", "--no-emit-workspace"],
+    # The granian extra too: the image can run either front end (INFERENCE_HTTP_SERVER).
+    REQUIREMENTS: [
+        *EXPORT,
+        "--no-dev",
+        "--no-default-groups",
+        "--no-emit-workspace",
+        "--all-packages",
+        "--extra",
+        "granian",
+    ],
     # --no-emit-project: only the group, not the root's own (runtime) dependencies.
     BUILD_REQUIREMENTS: [*EXPORT, "--only-group", "build-backend", "--no-emit-project"],
 }

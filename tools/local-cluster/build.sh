@@ -10,6 +10,8 @@
 #                   kubectl, etcd; into $KUBE_BIN_CACHE (default $CACHE/kubernetes/<k8s>-etcd-<etcd>/bin)
 #   coredns         coredns/go.mod + main.go (only the plugins the cluster uses); $CACHE/coredns/<v>/bin
 #   metrics-server  metrics-server/go.mod (`go get -tool ...@vX`); $CACHE/metrics-server/<v>/bin
+#   registry        registry/go.mod (`go get -tool .../distribution/v3/cmd/registry@vX`): CNCF
+#                   Distribution, the OCI registry the cluster pulls from; $CACHE/registry/<v>/bin
 # with CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/ml-model. A bin directory counts as complete only
 # when its stamp exists and it holds every binary of the component's current list (so adding a
 # binary to a list rebuilds an older cache). Versions come from the go.mod files; a bump is a
@@ -18,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export PATH="$PATH:/usr/local/go/bin"
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/ml-model
-ALL_COMPONENTS=(kubernetes coredns metrics-server)
+ALL_COMPONENTS=(kubernetes coredns metrics-server registry)
 
 # gomod_version DIR MODULE: the version DIR/go.mod requires of MODULE.
 gomod_version() { sed -nE "s#^\s*(require )?$2 (v[0-9][^ ]*)( // indirect)?\$#\2#p" "$1/go.mod"; }
@@ -70,6 +72,18 @@ metrics-server_build() {
     -o "$1/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server)
 }
 
+# --- registry (CNCF Distribution) -----------------------------------------------------------
+REGISTRY_VERSION=$(gomod_version "$HERE/registry" github.com/distribution/distribution/v3)
+registry_bindir() { echo "$CACHE/registry/$REGISTRY_VERSION/bin"; }
+registry_binaries() { echo registry; }
+registry_version() { echo "registry=$REGISTRY_VERSION"; }
+registry_build() {
+  # The stamp upstream's Makefile sets (registry --version).
+  (cd "$HERE/registry" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION -X github.com/distribution/distribution/v3/version.mainpkg=github.com/distribution/distribution/v3" \
+    -o "$1/registry" github.com/distribution/distribution/v3/cmd/registry)
+}
+
 # --------------------------------------------------------------------------------------------
 complete() {
   local bin=$1 b && shift
@@ -96,7 +110,7 @@ build_component() {
   echo "build.sh: $c done in $(($(date +%s) - start)) s" >&2
 }
 
-[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $COREDNS_VERSION && -n $METRICS_SERVER_VERSION ]] ||
+[[ -n $KUBE_VERSION && -n $ETCD_VERSION && -n $COREDNS_VERSION && -n $METRICS_SERVER_VERSION && -n $REGISTRY_VERSION ]] ||
   { echo "build.sh: cannot read versions from the go.mod files" >&2; exit 1; }
 known() { [[ " ${ALL_COMPONENTS[*]} " == *" $1 "* ]] || { echo "build.sh: unknown component '$1' (${ALL_COMPONENTS[*]})" >&2; exit 2; }; }
 

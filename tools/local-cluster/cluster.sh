@@ -7,6 +7,9 @@
 # images built here. Kubernetes, etcd, CoreDNS and metrics-server are built once from the Go
 # module proxy (build.sh, cached per version); containerd, runc, CNI plugins, nftables and
 # catatonit (the pod sandbox image) come from Debian.
+# An OCI registry (CNCF Distribution, built the same way) listens on the node's loopback;
+# containerd pulls from it over plain HTTP by its own name (certs.d/<host:port>/hosts.toml), and
+# deploy.py --registry renders images there (127.0.0.1:5001/kiranrajsg/ml-model:TAG@sha256:...).
 # Developers use minikube/kind instead; this exists because those cannot start here.
 set -euo pipefail
 
@@ -14,6 +17,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 STATE=${ML_MODEL_CLUSTER_DIR:-/tmp/ml-model-cluster}
 NODE_NAME=${ML_MODEL_CLUSTER_NODE:-ml-model-node}
 API_PORT=${ML_MODEL_CLUSTER_API_PORT:-6443}
+# The registry: loopback only, so only this host pushes to it and only this node pulls from it.
+REGISTRY_PORT=${ML_MODEL_CLUSTER_REGISTRY_PORT:-5001}
+REGISTRY=127.0.0.1:$REGISTRY_PORT
 # Private ranges used only on this host: the pod bridge (its gateway is also the node IP) and
 # the Service range (virtual: kube-proxy's nftables rules give it meaning; routed onto the
 # bridge so that nothing addressed to it can leave the host).
@@ -26,7 +32,7 @@ BRIDGE=kbr0
 PAUSE_IMAGE=localhost/ml-model/pause:catatonit
 DEBIAN_PACKAGES=(containerd runc containernetworking-plugins catatonit iptables nftables iproute2 util-linux curl python3)
 # Host processes, started in this order by start_<name>, each recorded by PID.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler registry containerd kubelet kube-proxy)
 # In-cluster Deployments (kube-system), applied in this order by addon_<name> once the node is
 # Ready, then waited for; status_<name> reports each.
 ADDONS=(coredns metrics-server)
@@ -48,7 +54,8 @@ Commands:
                      bridge; delete the state directory
   status             component PIDs, add-on Deployments and 'kubectl get nodes'
   kubeconfig         print the admin kubeconfig path
-  env                print shell exports: KUBECONFIG, E2E_KUBECONFIG, E2E_CONTAINERD_SOCKET and
+  env                print shell exports: KUBECONFIG, E2E_KUBECONFIG, E2E_CONTAINERD_SOCKET,
+                     E2E_REGISTRY (the registry on 127.0.0.1 that the node pulls published images from) and
                      PATH (puts kubectl 1.35 first: /usr/bin/kubectl 1.32 is outside the skew)
   load-image IMAGE.. import Docker images into the cluster's containerd (docker save | ctr import);
                      an argument that is a *.tar file is imported as a saved image archive
@@ -61,7 +68,8 @@ Commands:
                      ClusterIP from the node
 
 Environment: ML_MODEL_CLUSTER_DIR (state, default /tmp/ml-model-cluster), ML_MODEL_CLUSTER_NODE
-(node name, default ml-model-node), ML_MODEL_CLUSTER_API_PORT (default 6443), KUBE_BIN_CACHE
+(node name, default ml-model-node), ML_MODEL_CLUSTER_API_PORT (default 6443),
+ML_MODEL_CLUSTER_REGISTRY_PORT (the registry on 127.0.0.1, default 5001), KUBE_BIN_CACHE
 (binary cache, default \${XDG_CACHE_HOME:-\$HOME/.cache}/ml-model/kubernetes/<k8s>-etcd-<etcd>/bin;
 CoreDNS and metrics-server next to it, see build.sh --help).
 Needs root, Linux and Go (/usr/local/go/bin or PATH) for the first build.
@@ -146,6 +154,7 @@ wait_for() {
 write_configs() {
   local bin=$BIN
   mkdir -p "$STATE"/{containerd/root,containerd/state,containerd/opt,runc,cni/conf,cni/ipam,etcd,kubelet,images} "$LOGS/pods" "$PIDS"
+  mkdir -p "$STATE/registry/data" "$STATE/containerd/certs.d/$REGISTRY"
 
   cat >"$STATE/kubeadm.yaml" <<EOF
 apiVersion: kubeadm.k8s.io/v1beta4
@@ -190,6 +199,9 @@ state = "$STATE/containerd/state"
   stream_server_address = "127.0.0.1"
   # Pod network namespaces under our state dir, not /var/run/netns: 'down' finds every one.
   netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    # One directory per registry host with a hosts.toml (written below).
+    config_path = "$STATE/containerd/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/conf"
@@ -201,6 +213,36 @@ state = "$STATE/containerd/state"
         SystemdCgroup = false
         BinaryName = "/usr/sbin/runc"
         Root = "$STATE/runc"
+EOF
+
+  # Images named after the registry on the node's loopback are pulled from it over plain HTTP
+  # (containerd would try HTTPS first); loopback needs no TLS, and no other host is configured.
+  # containerd 1.6 rejects a hosts.toml without a [host] table ("invalid `host` tree").
+  cat >"$STATE/containerd/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
+
+  # CNCF Distribution: filesystem storage under the state dir (gone with 'down'), deletes
+  # allowed (tests remove what they push), no tracing export (no collector here).
+  cat >"$STATE/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  fields: {service: registry}
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+  secret: $(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
 EOF
 
   # Pods get addresses on our own bridge; no masquerading: pods never need to reach off-host.
@@ -296,8 +338,8 @@ disallow_pod_forwarding() {
 
 check_ports() {
   local port busy=()
-  # etcd, API, kubelet, controller-manager, scheduler, kube-proxy, CoreDNS, metrics-server
-  for port in 2379 2380 "$API_PORT" 10250 10248 10257 10259 10249 10256 1053 10054 10055 4443; do
+  # etcd, API, kubelet, controller-manager, scheduler, kube-proxy, CoreDNS, metrics-server, registry
+  for port in 2379 2380 "$API_PORT" 10250 10248 10257 10259 10249 10256 1053 10054 10055 4443 "$REGISTRY_PORT"; do
     ss -Hltn "sport = :$port" | grep -q . && busy+=("$port")
   done
   ((${#busy[@]} == 0)) || die "TCP ports already in use: ${busy[*]} (another cluster running? try '${0##*/} down')"
@@ -376,6 +418,11 @@ start_kube-scheduler() {
   start kube-scheduler "$BIN/kube-scheduler" --bind-address 127.0.0.1 --leader-elect=false \
     --kubeconfig "$STATE/scheduler.conf" --authentication-kubeconfig "$STATE/scheduler.conf" \
     --authorization-kubeconfig "$STATE/scheduler.conf"
+}
+
+start_registry() {
+  OTEL_TRACES_EXPORTER=none start registry "$(bindir registry)/registry" serve "$STATE/registry/config.yml"
+  wait_for "registry on $REGISTRY" 30 curl -fsS -o /dev/null "http://$REGISTRY/v2/"
 }
 
 start_containerd() {
@@ -641,6 +688,7 @@ cmd_env() {
   echo "export KUBECONFIG=$STATE/admin.conf"
   echo "export E2E_KUBECONFIG=$STATE/admin.conf"
   echo "export E2E_CONTAINERD_SOCKET=$SOCK"
+  echo "export E2E_REGISTRY=$REGISTRY"
   echo "export E2E_PROMETHEUS_URL=$("$HERE/monitoring.sh" url)"
   echo "export PATH=$(bindir):\$PATH"
 }

@@ -1,4 +1,9 @@
-"""Start and stop real `inference-server` processes on 127.0.0.1 for the live tests."""
+"""Start and stop real `inference-server` processes on 127.0.0.1 for the live tests.
+
+Every live suite runs under both front ends (``INFERENCE_HTTP_SERVER``): the ``server``
+fixtures take :data:`FRONT_ENDS` as parameters, and a test of something only Gunicorn does
+calls :func:`gunicorn_only`, which skips it under Granian with the reason printed.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 # tests/support (on sys.path through the root pytest config): the repository's one copy.
 from local_http import free_port, wait_for_http
 from local_http import http_get as get  # noqa: F401 - test_live_server imports it from here
 
 START_TIMEOUT = 120.0  # a busy 2-core CI box imports scikit-learn slowly
+FRONT_ENDS = ("gunicorn", "granian")
 
 
 def children(pid: int) -> list[int]:
@@ -29,11 +37,12 @@ def children(pid: int) -> list[int]:
 
 @dataclass
 class Server:
-    """A running inference-server (the Popen is the Gunicorn master itself)."""
+    """A running inference-server (the Popen is the Gunicorn or Granian master itself)."""
 
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    front_end: str = "gunicorn"
 
     @property
     def url(self) -> str:
@@ -66,7 +75,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Server]:
+def running_server(
+    tmp_path: Path, workers: int = 2, front_end: str = "gunicorn", **env: str
+) -> Iterator[Server]:
     """Run ``python -m inference_server`` on a free 127.0.0.1 port until the block ends."""
     port = free_port()
     log = tmp_path / f"server-{port}.log"
@@ -75,6 +86,7 @@ def running_server(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Ser
         "WEB_CONCURRENCY": str(workers),
         "INFERENCE_BIND": f"127.0.0.1:{port}",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"),
+        "INFERENCE_HTTP_SERVER": front_end,
         **env,
     }
     with log.open("wb") as sink:
@@ -84,9 +96,16 @@ def running_server(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Ser
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, port, log)
+    server = Server(process, port, log, front_end)
     try:
         server.wait_ready(workers)
         yield server
     finally:
         server.stop()
+
+
+def gunicorn_only(server: Server | str, reason: str) -> None:
+    """Skip the calling test under Granian, printing ``reason`` (what only Gunicorn does)."""
+    front_end = server if isinstance(server, str) else server.front_end
+    if front_end != "gunicorn":
+        pytest.skip(f"Gunicorn only: {reason}")

@@ -120,3 +120,18 @@ def test_content_encoding_is_refused() -> None:
     with pytest.raises(ApiError) as refused:
         reader.read({**body, "HTTP_CONTENT_ENCODING": "gzip"})
     assert refused.value.status == 415
+
+
+@pytest.mark.parametrize(
+    ("coding", "refused"),
+    [("chunked", False), (" Chunked ", False), ("gzip, chunked", True), ("identity", True)],
+)
+def test_transfer_codings_other_than_chunked_are_501(coding: str, refused: bool) -> None:
+    """Granian de-chunks ``gzip, chunked`` and passes the header: the app refuses it (501)."""
+    env = {**environ(b"{}", terminated=True), "HTTP_TRANSFER_ENCODING": coding}
+    if not refused:
+        assert BodyReader(1000).read(env) == b"{}"
+        return
+    with pytest.raises(ApiError) as error:
+        BodyReader(1000).read(env)
+    assert error.value.status == 501

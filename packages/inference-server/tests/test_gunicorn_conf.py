@@ -20,6 +20,7 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped,unused-ignor
 
 import inference_server.gunicorn_conf as conf_module
 from inference_server.http import gunicorn as machinery
+from inference_server.http import lifecycle
 from inference_server.http.bodies import READ_CHUNK
 from inference_server.http.lifecycle import LIFECYCLE_KEY, Lifecycle
 from inference_server.settings import specs
@@ -231,7 +232,7 @@ def test_post_worker_init_freezes_the_loaded_app_for_the_gc(load_conf: Any) -> N
     try:
         conf.post_worker_init(worker)
         assert gc.get_freeze_count() >= len(made_by_the_worker)
-        assert gc.get_threshold()[0] == machinery.GC_YOUNG_THRESHOLD
+        assert gc.get_threshold()[0] == lifecycle.GC_YOUNG_THRESHOLD
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)

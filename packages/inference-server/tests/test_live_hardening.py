@@ -15,27 +15,42 @@ from pathlib import Path
 
 import pytest
 import requests
+from requests.structures import CaseInsensitiveDict
 
 from .conftest import SETOSA
-from .live import Server, get, running_server
+from .live import FRONT_ENDS, Server, get, gunicorn_only, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 IDLE = 1  # seconds: INFERENCE_BODY_IDLE_TIMEOUT of the server below
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+#: Why the body-deadline tests skip under Granian (printed with the skip).
+NO_BODY_DEADLINE = (
+    "Granian has no request-body read timeout (INFERENCE_BODY_*_TIMEOUT need gunicorn.socket);"
+    " it must sit behind a body-buffering proxy"
+)
+#: Why tests of Gunicorn's own HTTP parser skip under Granian (hyper parses there).
+GUNICORN_PARSER = "Gunicorn's HTTP parser and its JSON error pages (Granian's hyper answers these)"
+
+
+@pytest.fixture(scope="module", params=FRONT_ENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One server with two workers and a short body deadline, so tests stay quick."""
     with running_server(
         tmp_path_factory.mktemp("hardening"),
+        front_end=request.param,
         INFERENCE_BODY_IDLE_TIMEOUT=str(IDLE),
         INFERENCE_BODY_TIMEOUT="3",
     ) as live:
         yield live
 
 
-def raw(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+def raw(
+    port: int, request: bytes, timeout: float = 10.0
+) -> tuple[int, CaseInsensitiveDict[str], bytes]:
     """Send ``request`` as is; return the status, headers and body of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
@@ -46,8 +61,10 @@ def raw(port: int, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str
                 break
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
+        if not head:
+            return 0, CaseInsensitiveDict(), b""  # closed without an answer
         lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        headers = CaseInsensitiveDict(line.split(": ", 1) for line in lines[1:] if ": " in line)
         length = int(headers.get("Content-Length", "0"))
         while len(body) < length:
             chunk = sock.recv(65536)
@@ -72,6 +89,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
 
 def test_stalled_body_gets_408_json_and_a_closed_connection(server: Server) -> None:
     """A client that stops mid-body is answered 408 JSON after the idle deadline, then closed."""
+    gunicorn_only(server, NO_BODY_DEADLINE)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -92,6 +110,7 @@ def test_stalled_body_gets_408_json_and_a_closed_connection(server: Server) -> N
 
 def test_trickled_body_is_cut_at_the_total_deadline(server: Server) -> None:
     """A byte every half second never trips the idle deadline, but the total one does."""
+    gunicorn_only(server, NO_BODY_DEADLINE)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
         started = time.monotonic()
@@ -131,7 +150,8 @@ def test_malformed_chunking_is_a_json_400_without_traceback(server: Server, chun
     )
     assert status == 400
     assert headers["Content-Type"] == "application/json"
-    assert "chunked" in json.loads(body)["error"]
+    if server.front_end == "gunicorn":  # Granian's hyper reads the lenient framings as bodies
+        assert "chunked" in json.loads(body)["error"]
     time.sleep(0.2)
     assert server.log.read_text().count("Traceback") == before
 
@@ -177,6 +197,7 @@ def test_error_messages_echo_at_most_a_bounded_prefix(server: Server) -> None:
 
 def test_stalled_bodies_do_not_starve_health_or_predict(server: Server) -> None:
     """300 clients stalled mid-body leave /healthz and /predict answering within a second."""
+    gunicorn_only(server, NO_BODY_DEADLINE)
     stalled: list[socket.socket] = []
     try:
         for _ in range(300):
@@ -199,7 +220,9 @@ def test_stalled_bodies_do_not_starve_health_or_predict(server: Server) -> None:
 def test_startup_log_says_whether_auth_is_on(tmp_path: Path, server: Server) -> None:
     """The log says auth is off (no tokens configured) and never prints a token."""
     assert "auth off" in server.log.read_text()
-    with running_server(tmp_path, workers=1, INFERENCE_AUTH_TOKENS="s3cret-a,s3cret-b") as live:
+    with running_server(
+        tmp_path, workers=1, front_end=server.front_end, INFERENCE_AUTH_TOKENS="s3cret-a,s3cret-b"
+    ) as live:
         log = live.log.read_text()
     assert "auth on: prediction routes need one of 2 bearer token(s)" in log
     assert "s3cret" not in log
@@ -219,6 +242,7 @@ def test_gunicorn_protocol_errors_are_json(
     server: Server, request_bytes: bytes, statuses: set[int]
 ) -> None:
     """Errors Gunicorn answers before the app runs are JSON too, and bounded."""
+    gunicorn_only(server, GUNICORN_PARSER)
     status, headers, body = raw(server.port, request_bytes)
     assert status in statuses
     assert headers["Content-Type"] == "application/json"
@@ -235,6 +259,7 @@ def _rss_mb(pid: int) -> float:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
 def test_worker_memory_returns_after_stalled_large_uploads(server: Server) -> None:
     """Clients stalled one byte short of 1 MiB bodies leave no lasting growth in a worker."""
+    gunicorn_only(server, NO_BODY_DEADLINE)
     for _ in range(20):  # warm: the first requests of a worker allocate for good
         assert get(f"{server.url}/healthz", timeout=5)[0] == 200
     workers = server.workers()
@@ -282,14 +307,16 @@ def test_stacked_transfer_codings_are_501_json_and_closed(server: Server, coding
         )
         head, body = _answer(sock)
         assert head.startswith(b"HTTP/1.1 501"), head
-        assert b"Content-Type: application/json" in head
+        assert b"content-type: application/json" in head.lower()
         assert "error" in json.loads(body)
-        assert closed_by_server(sock, within=5)
+        if server.front_end == "gunicorn":  # Granian keeps the connection: the body was read
+            assert closed_by_server(sock, within=5)
 
 
 @pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"], ids=["no-host", "two-hosts"])
 def test_http11_needs_exactly_one_host(server: Server, hosts: bytes) -> None:
     """HTTP/1.1 without a Host, or with two, is 400 JSON; HTTP/1.0 needs none."""
+    gunicorn_only(server, "hyper does not require one Host; the proxy in front always sends it")
     status, headers, body = raw(
         server.port,
         b"POST /predict HTTP/1.1\r\n" + hosts + b"Content-Type: application/json\r\n"
@@ -318,6 +345,11 @@ def test_bad_chunk_size_lines_are_400_at_once(server: Server, chunks: bytes) -> 
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n" + chunks,
     )
+    if server.front_end == "granian":
+        # hyper accepts a bare LF and closes at an overflowing size (no answer): refused at
+        # once either way, never a wait.
+        assert status in {0, 400}
+        return
     assert status == 400  # a wait for more bytes would have ended in 408
     assert headers["Content-Type"] == "application/json"
     assert "chunked" in json.loads(body)["error"]
@@ -335,6 +367,8 @@ def test_413_and_408_say_close_and_close(
     server: Server, request_head: bytes, status: bytes
 ) -> None:
     """The connection is left mid-body: the answer says ``Connection: close``, then it closes."""
+    if status == b"408":
+        gunicorn_only(server, NO_BODY_DEADLINE)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -346,9 +380,10 @@ def test_413_and_408_say_close_and_close(
         if head.startswith(b"HTTP/1.1 100"):  # the interim answer to Expect, then the real one
             head, body = _answer(sock, body)
         assert head.startswith(b"HTTP/1.1 " + status), head
-        assert b"\r\nConnection: close\r\n" in head + b"\r\n"
         assert "error" in json.loads(body)
-        assert closed_by_server(sock, within=5)
+        if server.front_end == "gunicorn":  # hyper decides itself whether to drain or close
+            assert b"\r\nconnection: close\r\n" in head.lower() + b"\r\n"
+            assert closed_by_server(sock, within=5)
 
 
 def _answer(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
@@ -358,7 +393,7 @@ def _answer(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
         assert chunk, f"closed without an answer: {data!r}"
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
-    match = re.search(rb"\r\nContent-Length: (\d+)", head)
+    match = re.search(rb"\r\nContent-Length: (\d+)", head, re.IGNORECASE)
     length = int(match[1]) if match else 0
     while len(rest) < length:
         chunk = sock.recv(65536)
@@ -369,6 +404,7 @@ def _answer(sock: socket.socket, data: bytes = b"") -> tuple[bytes, bytes]:
 
 def test_rejected_requests_get_one_bounded_json_access_line(server: Server) -> None:
     """A request Gunicorn refuses is logged like any other: one JSON line, a bounded excerpt."""
+    gunicorn_only(server, GUNICORN_PARSER + "; hyper logs none of its refusals")
     marker = "Q" * 4000  # client bytes the parser quotes in its message
     before = server.log.read_text().count(marker[:400])
     status, _, _ = raw(server.port, f"GET /{marker}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode())

@@ -1,4 +1,4 @@
-"""Worst-case JSON bodies against a real Gunicorn on 127.0.0.1: answered 4xx, /healthz stays fast.
+"""Worst-case JSON bodies against a real server (each front end): answered 4xx, /healthz fast.
 
 Bounded: four clients, a fixed number of bodies each; only the server started here is stopped.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .live import Server, get, running_server
+from .live import FRONT_ENDS, Server, get, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -35,10 +35,12 @@ WORST = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=FRONT_ENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """Two workers, the shipped defaults otherwise."""
-    with running_server(tmp_path_factory.mktemp("heavy")) as live:
+    with running_server(tmp_path_factory.mktemp("heavy"), front_end=request.param) as live:
         yield live
 
 

@@ -21,15 +21,21 @@ import requests
 import tritonclient.http as httpclient
 
 from .conftest import SETOSA, VIRGINICA
-from .live import Server, get, running_server
+from .live import FRONT_ENDS, Server, get, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+@pytest.fixture(scope="module", params=FRONT_ENDS)
+def front_end(request: pytest.FixtureRequest) -> str:
+    """Each front end in turn (``INFERENCE_HTTP_SERVER``)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One shared server with two workers."""
-    with running_server(tmp_path_factory.mktemp("live")) as live:
+def server(tmp_path_factory: pytest.TempPathFactory, front_end: str) -> Iterator[Server]:
+    """One shared server with two workers, per front end."""
+    with running_server(tmp_path_factory.mktemp("live"), front_end=front_end) as live:
         yield live
 
 
@@ -53,12 +59,30 @@ def test_predict(server: Server) -> None:
 # --- Process model ---
 
 
-def test_console_process_is_the_gunicorn_master(server: Server) -> None:
+def test_console_process_is_the_master(server: Server) -> None:
     """The started process is the master (same PID): its children are the two workers."""
     assert len(server.workers()) == 2
     log = server.log.read_text()
-    assert f"Listening at: {server.url} ({server.process.pid})" in log
-    assert "Using worker: inference_server.http.worker.FairGeventWorker" in log
+    if server.front_end == "granian":
+        assert f"Starting granian (main PID: {server.process.pid})" in log
+        assert f"Listening at: {server.url}" in log
+        assert "Granian has no request-body read timeout" in log  # the start-up warning
+    else:
+        assert f"({server.process.pid})" in log  # "Listening at: ... (master pid)"
+        assert "Using worker: inference_server.http.worker.FairGeventWorker" in log
+
+
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (/proc/net/tcp, state 0A)."""
+    local = f"0100007F:{port:04X}"
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1] == local and row.split()[3] == "0A")
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc/net/tcp (Linux)")
+def test_each_worker_listens_on_its_own_socket(server: Server) -> None:
+    """One listening socket per worker (SO_REUSEPORT), so the kernel spreads connections."""
+    assert _listening_sockets(server.port) == 2
 
 
 def test_access_log_is_json_lines(server: Server) -> None:
@@ -188,7 +212,7 @@ def _responses_waiting(sock: socket.socket) -> int:
     return data.count(b"HTTP/1.1 200")
 
 
-def test_one_busy_connection_does_not_starve_another(tmp_path: Path) -> None:
+def test_one_busy_connection_does_not_starve_another(tmp_path: Path, front_end: str) -> None:
     """A connection with 200 requests queued is not served to the end before another's one.
 
     One worker, so both connections share it. Gunicorn's stock gevent worker keeps reading
@@ -200,7 +224,7 @@ def test_one_busy_connection_does_not_starve_another(tmp_path: Path) -> None:
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
-    with running_server(tmp_path, workers=1) as live:
+    with running_server(tmp_path, workers=1, front_end=front_end) as live:
         busy = socket.create_connection(("127.0.0.1", live.port), timeout=30)
         other = socket.create_connection(("127.0.0.1", live.port), timeout=30)
         try:
@@ -226,13 +250,13 @@ def _load(url: str, stop: threading.Event, results: list[int | str]) -> None:
             response = requests.post(url, json={"features": SETOSA}, timeout=10)
             results.append(response.status_code)
         except requests.RequestException as error:
-            results.append(type(error).__name__)
+            results.append(f"{type(error).__name__}: {error}"[:160])
 
 
-def test_killed_worker_is_replaced_under_load(tmp_path: Path) -> None:
-    """Kill -9 of one worker fails at most the requests it held; the master replaces it."""
+def test_killed_worker_is_replaced_under_load(tmp_path: Path, front_end: str) -> None:
+    """Kill -9 of one worker fails only the requests it held or queued; it is replaced."""
     clients = 4
-    with running_server(tmp_path) as live:
+    with running_server(tmp_path, front_end=front_end) as live:
         stop = threading.Event()
         results: list[int | str] = []
         threads = [
@@ -250,7 +274,11 @@ def test_killed_worker_is_replaced_under_load(tmp_path: Path) -> None:
             thread.join(timeout=30)
         failures = [r for r in results if r != 200]
         assert len(results) > 20
-        assert len(failures) <= clients, failures
+        # Each worker listens on its own socket (SO_REUSEPORT; Granian's too): a client loses
+        # the request the victim held and, at most, one reconnect that the kernel queued on
+        # the victim's socket while the process was torn down. 5 of 4 clients' requests
+        # failed in some runs, under both front ends: the bound allows one more per client.
+        assert len(failures) <= 2 * clients, failures
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             workers = live.workers()
@@ -275,13 +303,15 @@ def _partial_request(port: int) -> tuple[socket.socket, bytes]:
     return sock, body[10:]
 
 
-def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
+def test_sigterm_finishes_in_flight_requests(tmp_path: Path, front_end: str) -> None:
     """SIGTERM: readiness 503 at once, in-flight requests finish, the master exits in time.
 
     Requests whose bodies are still arriving when SIGTERM lands complete with 200.
     """
     graceful = 20
-    with running_server(tmp_path, INFERENCE_GRACEFUL_TIMEOUT=str(graceful)) as live:
+    with running_server(
+        tmp_path, front_end=front_end, INFERENCE_GRACEFUL_TIMEOUT=str(graceful)
+    ) as live:
         probe = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
         probe.request("GET", "/readyz")
         first = probe.getresponse()
@@ -291,10 +321,19 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
         started = time.monotonic()
         live.process.send_signal(signal.SIGTERM)
         time.sleep(1.0)
-        probe.request("GET", "/readyz")  # the kept-alive connection is still served
-        draining = probe.getresponse()
-        assert draining.status == 503
-        assert json.loads(draining.read()) == {"error": "not ready: shutting down"}
+        if front_end == "granian":
+            # Granian's drain closes idle keep-alive connections at once (and stops
+            # accepting): the probe fails either way, by a closed connection or a 503.
+            try:
+                probe.request("GET", "/readyz")
+                assert probe.getresponse().status == 503
+            except ConnectionError:  # http.client.RemoteDisconnected is one
+                pass
+        else:
+            probe.request("GET", "/readyz")  # the kept-alive connection is still served
+            draining = probe.getresponse()
+            assert draining.status == 503
+            assert json.loads(draining.read()) == {"error": "not ready: shutting down"}
         probe.close()
         answers = []
         for sock, rest in in_flight:
@@ -310,12 +349,13 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
     assert live.process.returncode == 0
 
 
-def test_unverifiable_model_stops_the_server(tmp_path: Path) -> None:
-    """A configured model directory that fails verification stops Gunicorn with a clear log."""
+def test_unverifiable_model_stops_the_server(tmp_path: Path, front_end: str) -> None:
+    """A configured model directory that fails verification stops the server with a clear log."""
     absent = str(tmp_path / "absent")
     with (
         pytest.raises(RuntimeError, match="refusing to serve the model") as error,
-        running_server(tmp_path, INFERENCE_MODEL_DIR=absent),
+        running_server(tmp_path, front_end=front_end, INFERENCE_MODEL_DIR=absent),
     ):
         pass  # pragma: no cover - the server must not become ready
-    assert "Worker failed to boot" in str(error.value)
+    stopped = {"gunicorn": "Worker failed to boot", "granian": "Worker crash loop detected"}
+    assert stopped[front_end] in str(error.value)

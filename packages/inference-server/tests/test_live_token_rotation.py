@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from .conftest import SETOSA, SecretVolume
-from .live import running_server
+from .live import FRONT_ENDS, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -20,13 +20,14 @@ WORKERS = 2
 REQUESTS = 20
 
 
-def test_every_worker_takes_the_rotated_tokens(tmp_path: Path) -> None:
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_every_worker_takes_the_rotated_tokens(tmp_path: Path, front_end: str) -> None:
     """After a ``..data`` swap and one check interval, every worker takes the new token only."""
     volume = SecretVolume(tmp_path / "secret")
     volume.root.mkdir()
     volume.write("old-live-token\n")
     env = {"INFERENCE_AUTH_TOKENS_FILE": str(volume.path)}
-    with running_server(tmp_path, workers=WORKERS, **env) as server:
+    with running_server(tmp_path, workers=WORKERS, front_end=front_end, **env) as server:
 
         def statuses(token: str) -> set[int]:
             # A new connection per request, so the workers share them out.

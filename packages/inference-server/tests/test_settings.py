@@ -140,7 +140,7 @@ def test_every_setting_has_a_variable_and_help() -> None:
     assert len(envs) == len(set(envs))
     for _name, spec, _default in specs():
         assert spec.help
-        assert spec.scope in {"app", "gunicorn"}
+        assert spec.scope in {"app", "gunicorn", "server"}
 
 
 def test_readme_table_matches_the_model() -> None:

@@ -1,9 +1,10 @@
-"""``inference-server`` / ``python -m inference_server``: run Gunicorn in this process.
+"""``inference-server`` / ``python -m inference_server``: run Gunicorn (or Granian) in this process.
 
 Every flag comes from :class:`inference_server.settings.Settings` and is exported as the
 environment variable that the Gunicorn config module and ``create_app`` read; then Gunicorn's
 arbiter runs in-process, so the PID does not change (signals from a container runtime reach
-the Gunicorn master directly).
+the Gunicorn master directly). ``INFERENCE_HTTP_SERVER=granian`` runs Granian's master
+instead, from ``inference_server.granian_conf``, in the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 # types-gunicorn may or may not be installed with the lint tools: accept both.
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped,unused-ignore]
 
-from inference_server.settings import flag_of, shown_default, specs
+from inference_server.settings import ConfigError, flag_of, load_settings, shown_default, specs
 
 CONFIG_MODULE = "inference_server.gunicorn_conf"
 
@@ -82,12 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse flags, export them as environment variables and run Gunicorn until it stops."""
+    """Parse flags, export them as environment variables and run the front end until it stops.
+
+    Gunicorn, or Granian with ``INFERENCE_HTTP_SERVER=granian``.
+    """
     args = build_parser().parse_args(argv)
     for name, spec, _default in specs():
         value = getattr(args, name, None)
         if value is not None:
             os.environ[spec.env] = value
+    try:
+        front_end = load_settings(os.environ).http_server
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    if front_end == "granian":
+        from inference_server import granian_conf  # noqa: PLC0415 - an optional front end
+
+        granian_conf.main()
+        return 0
     InferenceServer().run()
     return 0
 

@@ -10,7 +10,6 @@ termination arithmetic assumes graceful_timeout = 20 s.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 # One BLAS/OpenMP thread per worker: requests are small and the workers are the parallelism;
@@ -26,29 +25,8 @@ try:
 except ConfigError as _error:
     raise SystemExit(str(_error)) from None
 
-# prometheus-client picks multiprocess mode when it is first imported, in the workers:
-# the directory must be in the environment before they start.
-if _settings.metrics_dir is None:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inference-server-metrics-")
-
-# Import the heavy, pure-code modules once, in the master, and move them to the GC's permanent
-# generation: forked workers then share those pages copy-on-write instead of each importing
-# NumPy/SciPy/scikit-learn/Flask privately (the bench's memory rows: PSS per extra worker).
-# gc.freeze() matters: without it the first collection in a worker touches every object
-# header and un-shares the pages. No model is loaded and nothing numeric runs here, so no
-# OpenMP/BLAS thread pool exists at fork time (that hang is why preload_app stays False
-# below): each worker still creates its app and loads its model after the fork.
-import gc
-
-import flask  # noqa: F401
-import numpy  # noqa: F401
-import orjson  # noqa: F401
-import prometheus_client  # noqa: F401
-import sklearn.linear_model  # noqa: F401
-
-import inference_server.app  # noqa: F401
+from inference_server import prefork
 from inference_server.http import gunicorn as machinery
-from inference_server.http.bodies import READ_CHUNK
 from inference_server.http.gunicorn import (  # noqa: F401 - Gunicorn reads them by name
     NoAccessLogger,
     child_exit,
@@ -57,15 +35,20 @@ from inference_server.http.gunicorn import (  # noqa: F401 - Gunicorn reads them
     pre_request,
 )
 
-gc.freeze()
-
+prefork.metrics_directory(_settings)  # emptied by on_starting
+prefork.share_imports()
 # In the master: forked workers inherit the allocator's settings, the JSON error pages and the
 # strict chunked reader.
-machinery.map_large_allocations(READ_CHUNK)
+prefork.map_body_buffers()
 machinery.install_json_errors(log_requests=_settings.log_requests)
 
 bind = [_settings.bind]
 workers = _settings.workers
+# Gunicorn >= 27 with reuse_port: each worker opens its own listening socket (SO_REUSEPORT)
+# and the kernel hashes new connections across them. On one shared socket the workers race to
+# accept, and a burst of keep-alive connections (an ingress, a load balancer, wrk) could land
+# on one worker and leave the other idle for the connections' lifetime (bench: spread rows).
+reuse_port = _settings.reuse_port
 # gevent, chosen by measurement (see the package README): sync workers cannot keep
 # connections alive; sync and gthread workers block a thread per client still sending its
 # headers, while gevent keeps answering /healthz next to hundreds of them.

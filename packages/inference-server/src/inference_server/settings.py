@@ -30,6 +30,7 @@ SETTINGS_KEY = "inference_server.settings"
 ENV_PREFIX = "INFERENCE_"
 MIB = 1024 * 1024
 WORKER_CLASSES = ("gevent", "gthread", "sync")
+HTTP_SERVERS = ("gunicorn", "granian")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 #: Body-limit formula (Settings.body_limit): bytes per value, per row, margin, envelope.
@@ -162,7 +163,9 @@ class Spec:
         env: The environment variable.
         check: Turns a raw value into the setting's value, or raises ``ValueError(reason)``.
         help: One line for ``--help`` and the README.
-        scope: ``app`` (read by ``create_app``) or ``gunicorn`` (the config module).
+        scope: ``app`` (read by ``create_app``), ``gunicorn`` (the config module; the
+            Granian launcher reads those that it has an equivalent for) or ``server`` (which
+            front end ``inference-server`` runs).
         flag: The command-line flag, or None for none (secrets stay off command lines).
         shown_default: The default as documented, when the value itself would mislead.
         choices: Allowed values, for ``--help``.
@@ -272,9 +275,28 @@ class Settings:
     train_seed: int = setting(
         42, "INFERENCE_TRAIN_SEED", _integer, "seed of the default model trained without a model"
     )
+    http_server: str = setting(
+        "gunicorn",
+        "INFERENCE_HTTP_SERVER",
+        one_of(*HTTP_SERVERS),
+        "front end: gunicorn, or granian (about twice the rate, but no request-body read"
+        " timeout: only behind a proxy that buffers whole bodies;"
+        " needs `inference-server[granian]`)",
+        scope="server",
+        choices=HTTP_SERVERS,
+    )
     bind: str = setting("0.0.0.0:5000", "INFERENCE_BIND", text, "listen address", scope="gunicorn")
     workers: int = setting(
         2, "WEB_CONCURRENCY", positive_int, "worker processes", scope="gunicorn", flag="--workers"
+    )
+    reuse_port: bool = setting(
+        True,
+        "INFERENCE_REUSE_PORT",
+        boolean,
+        "a listening socket per Gunicorn worker (SO_REUSEPORT): the kernel spreads new"
+        " connections evenly; false: the workers race on one shared socket, and a burst of"
+        " keep-alive connections can leave one idle",
+        scope="gunicorn",
     )
     worker_class: str = setting(
         "gevent",
@@ -299,14 +321,15 @@ class Settings:
         30,
         "INFERENCE_TIMEOUT",
         non_negative_int,
-        "seconds before a silent worker is restarted",
+        "seconds before a silent worker is restarted (Gunicorn only)",
         scope="gunicorn",
     )
     graceful_timeout: int = setting(
         20,
         "INFERENCE_GRACEFUL_TIMEOUT",
         non_negative_int,
-        "drain time after SIGTERM, seconds; the Kubernetes manifests depend on it",
+        "drain time after SIGTERM, seconds (both front ends); the Kubernetes manifests depend"
+        " on it",
         scope="gunicorn",
     )
     keepalive: int = setting(
@@ -321,7 +344,7 @@ class Settings:
         0,
         "INFERENCE_MAX_REQUESTS",
         non_negative_int,
-        "recycle a worker after N requests (0: never)",
+        "recycle a worker after N requests (0: never; Gunicorn only)",
         scope="gunicorn",
     )
     max_requests_jitter: int = setting(

@@ -242,6 +242,11 @@ def info_command(args: argparse.Namespace) -> int:
     print(f"estimator     {manifest.get('estimator')}  {manifest.get('params', '')}")
     print(f"model version {manifest.get('model_version') or '(none)'}")
     print(f"classes       {', '.join(manifest.get('classes', []))}")
+    scorer = manifest.get("scorer") or {}
+    if scorer:
+        reason = scorer.get("reason")
+        shown = f"  ({reason})" if reason and reason != "compiled" else ""
+        print(f"scorer        {scorer.get('kind')}{shown}")
     try:
         schema = Schema.from_dict(manifest["schema"]) if manifest.get("schema") else None
     except SchemaError as exc:

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from iris_model.compiled import CompiledScorer, compile_estimator
 from iris_model.dataset import CLASS_NAMES, FEATURE_NAMES
 from iris_model.errors import InvalidInputError, IrisModelError, ModelLoadError
 from iris_model.evaluation import Evaluation
@@ -85,6 +86,9 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         #: The directory digest (``sha256:<hex>``) when loaded by :func:`load`, else None.
         self.digest: str | None = None
         self._scorer: Scorer | None = None
+        self._compiled: CompiledScorer | None = None
+        #: Why the pipeline is not compiled (``"compiled"`` when it is; see ``compiled``).
+        self.compiled_reason: str | None = None
         self._matrix_input = True
         self._spec = NumberSpec()
         if _is_fitted(estimator):
@@ -149,12 +153,28 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             isinstance(scorer, LinearScorer)
             or getattr(estimator, "feature_names_in_", None) is None
         )
+        scorer = self._bind_compiled(scorer)
         integer = np.array([c.type == "integer" for c in schema.columns])
         self._spec = NumberSpec(
             scorer.max_abs,
             np.array(schema.nullable) if any(schema.nullable) else None,
             integer if integer.any() else None,
         )
+
+    def _bind_compiled(self, scorer: Scorer) -> Scorer:
+        """The compiled pipeline's scorer when it compiles and proves equal, else ``scorer``."""
+        self._compiled, self.compiled_reason = None, None
+        if self._matrix_input:  # numbers: the linear scorer or the estimator on a matrix
+            return scorer
+        assert self.schema is not None  # noqa: S101 - set by _bind
+        golden = [pair["input"] for pair in self.metadata.get("golden") or ()]
+        self._compiled, self.compiled_reason = compile_estimator(
+            self.estimator, self.schema, golden
+        )
+        if self._compiled is None:
+            return scorer
+        self._scorer = self._compiled
+        return self._compiled
 
     # ------------------------------------------------------------------ schema
     @property
@@ -207,6 +227,18 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Whether predictions bypass sklearn's per-call validation (see ``scoring``)."""
         return isinstance(self._scorer, LinearScorer)
 
+    @property
+    def scorer_kind(self) -> str:
+        """How rows are scored: ``linear``, ``compiled`` or ``estimator``.
+
+        ``linear``: numbers, the fast path; ``compiled``: a pipeline compiled into the linear
+        kernel (``iris_model.compiled``); ``estimator``: scikit-learn itself, and
+        :attr:`compiled_reason` says why.
+        """
+        if self.uses_fast_path:
+            return "linear"
+        return "compiled" if self._compiled is not None else "estimator"
+
     # -------------------------------------------------------------- prediction
     def validate(self, rows: Any) -> Any:
         """Return ``rows`` as the estimator takes them, or raise.
@@ -239,6 +271,8 @@ class IrisModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             columns = to_columns(rows, schema, max_rows=limit)
             return Table(to_numbers(columns, schema, self._spec), columns.index)
         columns = to_columns(rows, schema, max_rows=limit)
+        if self._compiled is not None:  # the compiled pipeline's own float matrix
+            return Table(self._compiled.transform(columns), columns.index)
         return Table(to_frame(columns, schema, max_abs=self._spec.max_abs), columns.index)
 
     def predict(self, rows: Any) -> npt.NDArray[Any]:

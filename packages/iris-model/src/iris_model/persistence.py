@@ -130,6 +130,8 @@ def _manifest(model: IrisModel, version: str | None) -> dict[str, Any]:
             "versions": runtime_versions(),
             "model_version": version if version is not None else model.version,
             "metrics": manifest.get("metrics"),
+            # Informative: load() compiles and proves the pipeline again on this machine.
+            "scorer": {"kind": model.scorer_kind, "reason": model.compiled_reason},
         }
     )
     manifest.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))

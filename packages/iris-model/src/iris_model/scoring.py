@@ -54,7 +54,8 @@ class Scorer(Protocol):
 class LinearScorer:
     """Scores a ``LogisticRegression`` without sklearn's per-call validation."""
 
-    def __init__(self, estimator: LogisticRegression) -> None:
+    def __init__(self, estimator: LogisticRegression, *, guard_overflow: bool = False) -> None:
+        """Keep the estimator's weights; ``guard_overflow`` checks every score (any input)."""
         # The same transposed view sklearn multiplies by: same memory layout, same BLAS call,
         # same rounding.
         self._coef_t: Matrix = estimator.coef_.T
@@ -74,7 +75,7 @@ class LinearScorer:
             spare = _SAFE_SCORE - np.abs(estimator.intercept_).max()
             weight = np.abs(estimator.coef_).sum(axis=1).max()
             bound = float(spare / weight) if weight > 0 else _FLOAT_MAX
-        self._may_overflow = not (np.isfinite(bound) and bound > 0 and spare > 0)
+        self._may_overflow = guard_overflow or not (np.isfinite(bound) and bound > 0 and spare > 0)
         self.max_abs = _FLOAT_MAX if self._may_overflow else min(bound, _FLOAT_MAX)
 
     def decision_function(self, matrix: Matrix) -> Matrix:

@@ -110,13 +110,10 @@ class BodyReader:
 
         Raises:
             ApiError: 413 for a body over the limit; 400 for a malformed Content-Length or
-                chunked framing; 408 past a read deadline; 415 for a Content-Encoding.
+                chunked framing; 408 past a read deadline; 415 for a Content-Encoding; 501
+                for a transfer coding other than a lone ``chunked``.
         """
-        encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-        if encoding not in _IDENTITY:
-            raise ApiError(
-                415, "Content-Encoding is not supported: send the body unencoded (identity)"
-            )
+        _refuse_codings(environ)
         length = environ.get("CONTENT_LENGTH", "")
         if length:
             if not (length.isascii() and length.isdigit()):
@@ -219,6 +216,18 @@ class BodyReader:
                 raise TimeoutError
             waits.append(remaining)
         return min(waits)
+
+
+def _refuse_codings(environ: Mapping[str, Any]) -> None:
+    """Refuse a body in a coding nothing here decodes (transfer or content coding)."""
+    coding = environ.get("HTTP_TRANSFER_ENCODING")
+    if coding is not None and [c.strip(" \t").lower() for c in coding.split(",")] != ["chunked"]:
+        # Gunicorn refuses these before the app (http.gunicorn.pre_request); Granian
+        # de-chunks "gzip, chunked" and would hand over a body nothing decodes.
+        raise ApiError(501, "Transfer-Encoding is not supported: send chunked alone")
+    encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding not in _IDENTITY:
+        raise ApiError(415, "Content-Encoding is not supported: send the body unencoded (identity)")
 
 
 def _stop_reading(sock: socket.socket | None) -> None:

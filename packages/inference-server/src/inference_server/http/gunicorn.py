@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import gc
 import os
 import signal
 from pathlib import Path
@@ -28,18 +27,13 @@ from gunicorn.http.errors import (  # type: ignore[import-untyped,unused-ignore]
 )
 
 from inference_server.http.errors import bounded, error_bytes
-from inference_server.http.lifecycle import LIFECYCLE_KEY
+from inference_server.http.lifecycle import LIFECYCLE_KEY, settle_worker
 from inference_server.http.logs import AccessLog, request_ids
 
 #: The worker class ``INFERENCE_WORKER_CLASS=gevent`` runs (see :mod:`.worker`).
 FAIR_GEVENT_WORKER = "inference_server.http.worker.FairGeventWorker"
 #: glibc's mallopt() parameter number for the mmap threshold (<malloc.h>).
 _M_MMAP_THRESHOLD = -3
-#: Allocations between young-generation collections (Python's default is 700). A 1,000-row
-#: JSON batch allocates a list per row, all alive until the answer is sent: at the default,
-#: each request ran one or two collections that walked all of them, to free nothing (request
-#: objects are freed by reference counting; cycles are rare and small).
-GC_YOUNG_THRESHOLD = 50_000
 #: Largest chunk size: more would overflow a 64-bit size in another parser on the path.
 MAX_CHUNK_SIZE = 2**63 - 1
 #: Whether Gunicorn's refusals get an access-log line (set by :func:`install_json_errors`).
@@ -246,13 +240,7 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Freeze the loaded app for the GC; make SIGTERM flip readiness to 503, then drain."""
-    # The app and its model were built in this worker, after the master's freeze: without a
-    # second one, a full collection walks all of them (tens of milliseconds in which the
-    # worker answers none of its connections). Frozen, it walks only what requests left.
-    # bench/trace_worker.py prints each worker's collections and the longest pause.
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
+    settle_worker()
     lifecycle = getattr(worker.wsgi, "extensions", {}).get(LIFECYCLE_KEY)
     if lifecycle is None:  # another WSGI app served with this config
         worker.log.warning("no inference_server lifecycle: readiness is not tied to SIGTERM")
