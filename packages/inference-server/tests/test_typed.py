@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import iris_model
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +11,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import iris_model
+from inference_server import create_app
 
 from .conftest import SETOSA
 
@@ -54,7 +56,10 @@ def houses() -> tuple[pd.DataFrame, iris_model.IrisModel]:
 def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
     """The frame's rows as JSON objects (NaN as null, as a client sends a missing value)."""
     rows: list[dict[str, object]] = frame.astype(object).to_dict("records")
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows]
+    return [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +69,6 @@ def typed_client(make_app_module, houses):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def make_app_module():  # type: ignore[no-untyped-def]
-    from inference_server.app import create_app
-
     def factory(model: iris_model.IrisModel) -> object:
         app = create_app({"LOG_REQUESTS": False}, model=model)
         app.testing = True
@@ -129,6 +132,6 @@ def test_iris_takes_features_by_name(client: FlaskClient, app) -> None:  # type:
     """The Iris model answers a row object as it answers the same list."""
     names = list(iris_model.train(cv_folds=0)[0].feature_names)
     by_list = client.post("/predict", json={"features": SETOSA}).get_json()
-    by_name = client.post("/predict", json={"features": dict(zip(names, SETOSA))})
+    by_name = client.post("/predict", json={"features": dict(zip(names, SETOSA, strict=True))})
     assert by_name.status_code == 200, by_name.get_json()
     assert by_name.get_json() == by_list
