@@ -128,7 +128,10 @@ def test_seed_batch_renders_lists() -> None:
         (b'{"features": [1], "x": 1}', "unknown field(s): 'x'"),
         (b"{}", "send exactly one of 'features'"),
         (b'{"features": [1], "instances": [[1]]}', "send exactly one of 'features'"),
-        (b'{"features": 1}', "'features' must be an array of numbers, got number"),
+        (
+            b'{"features": 1}',
+            "'features' must be an array of values or an object of columns, got number",
+        ),
         (b'{"instances": [1]}', "'instances' must be an array of rows"),
         (b'{"features": [1], "probabilities": 1}', "'probabilities' must be true or false"),
         (b"[]", "request body must be a JSON object, got array"),

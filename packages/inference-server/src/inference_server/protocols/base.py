@@ -231,7 +231,7 @@ def number_rows(rows: list[Any], n_features: int, body: Decoded, numbers: Any) -
     library as it came, so every error keeps the library's message; the matrix still gets
     the library's checks of finiteness, range and batch size.
     """
-    if n_features < 1 or not rows:
+    if n_features < 1 or not rows or type(rows[0]) is not list:  # row objects: by name
         return rows
     outline = body.outline
     if (outline.strings, outline.literals) != _strings_and_literals(body.value, numbers):
@@ -298,6 +298,8 @@ def instances(document: Mapping[str, Any]) -> list[Any]:
         ApiError: ``instances`` is not an array of rows (400).
     """
     rows = document.get("instances")
-    if type(rows) is not list or (rows and type(rows[0]) is not list):
-        raise ApiError(400, "'instances' must be an array of rows (arrays of numbers)")
+    if type(rows) is not list or (rows and type(rows[0]) not in (list, dict)):
+        raise ApiError(
+            400, "'instances' must be an array of rows (arrays of values or column objects)"
+        )
     return rows

@@ -1,6 +1,7 @@
 """The seed's ``POST /predict``: one row (``features``) or a batch (``instances``), with labels.
 
-Request: ``{"features": [n numbers]}`` or ``{"instances": [[n numbers], ...]}``, optionally
+Request: ``{"features": [n values]}`` or ``{"features": {"column": value, ...}}``, or
+``{"instances": [...]}`` of either, optionally
 ``"probabilities": true``. Answer: ``{"prediction": i, "label": "..."}`` (one row) or
 ``{"predictions": [...], "labels": [...]}``, plus class-labelled ``probabilities``.
 ``GET /`` is the seed's health check (plain ``OK``).
@@ -65,9 +66,11 @@ class SeedProtocol(PredictionProtocol[bool]):
             rows = instances(document)
             return Call(number_rows(rows, self.n_features, decoded, rows), want_proba, False)
         features = document["features"]
-        if type(features) is not list:
+        if type(features) not in (list, dict):  # values in column order, or by column name
             raise ApiError(
-                400, f"'features' must be an array of numbers, got {json_type(features)}"
+                400,
+                "'features' must be an array of values or an object of columns, "
+                f"got {json_type(features)}",
             )
         return Call([features], want_proba, True)
 
