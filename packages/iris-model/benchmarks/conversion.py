@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
-import timeit
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_iris
+from timing import median_us  # beside this script: the one timing rule
 
 from iris_model.validation import to_matrix
 
@@ -49,11 +48,6 @@ def _numpy_inference(batch: Sequence[Any]) -> Any:
     return matrix
 
 
-def _median_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
-    times = timeit.repeat(fn, number=number, repeat=repeat, timer=time.process_time)
-    return statistics.median(times) / number * 1e6
-
-
 def main() -> None:
     """Print a table of per-call times."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -64,12 +58,12 @@ def main() -> None:
     data = load_iris().data.tolist()
     real = json.loads(json.dumps([data[(i * 37) % len(data)] for i in range(1000)]))
     ones = json.loads(json.dumps([[1.0, 0.0, 5.1, 1.0]] * 1000))
-    timing = (args.number, args.repeat)
+    timing = (args.number, args.repeat, time.process_time)
     print(f"{'1,000 rows':<22}{'to_matrix µs':>14}{'np.array+0/1 µs':>18}{'unchecked µs':>14}")
     for name, rows in (("iris rows", real), ("every row has 0/1", ones)):
-        ours = _median_us(partial(to_matrix, rows, n_features=4, max_rows=10_000), *timing)
-        other = _median_us(partial(_numpy_inference, rows), *timing)
-        floor = _median_us(partial(np.array, rows), *timing)
+        ours = median_us(partial(to_matrix, rows, n_features=4, max_rows=10_000), *timing)
+        other = median_us(partial(_numpy_inference, rows), *timing)
+        floor = median_us(partial(np.array, rows), *timing)
         print(
             f"{name:<22}{ours:>14.1f}{other:>18.1f}{floor:>14.1f}"
             f"   (alternative / to_matrix: {other / ours:.2f}x)"

@@ -13,19 +13,13 @@ repeats per call, and ratios against references timed in the same run:
 from __future__ import annotations
 
 import argparse
-import statistics
-import timeit
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from timing import median_us  # beside this script: the one timing rule
 
 import iris_model
-
-
-def _median_us(fn: Callable[[], Any], number: int, repeat: int) -> float:
-    times = timeit.repeat(fn, number=number, repeat=repeat)
-    return statistics.median(times) / number * 1e6
 
 
 def main() -> None:
@@ -62,8 +56,8 @@ def main() -> None:
     }
     print(f"{'case':<28} {'iris_model µs':>14} {'sklearn µs':>11} {'speed-up':>9}")
     for name, (ours, theirs, number) in cases.items():
-        ours_us = _median_us(ours, number, args.repeat)
-        theirs_us = _median_us(theirs, number, args.repeat)
+        ours_us = median_us(ours, number, args.repeat)
+        theirs_us = median_us(theirs, number, args.repeat)
         print(f"{name:<28} {ours_us:14.1f} {theirs_us:11.1f} {theirs_us / ours_us:8.1f}x")
     print("iris_model times include its strict validation of the input.")
 
@@ -84,9 +78,9 @@ def main() -> None:
     }
     print(f"\n{'DataFrame input, predict':<28} {'frame µs':>14} {'array µs':>11} {'overhead':>9}")
     for name, (frame, array, number) in frames.items():
-        frame_us = _median_us(lambda f=frame: model.predict(f), number, args.repeat)
-        array_us = _median_us(lambda a=array: model.predict(a), number, args.repeat)
-        sklearn_us = _median_us(lambda a=array: estimator.predict(a), number, args.repeat)
+        frame_us = median_us(lambda f=frame: model.predict(f), number, args.repeat)
+        array_us = median_us(lambda a=array: model.predict(a), number, args.repeat)
+        sklearn_us = median_us(lambda a=array: estimator.predict(a), number, args.repeat)
         print(
             f"{name:<28} {frame_us:14.1f} {array_us:11.1f} {frame_us / array_us:8.1f}x"
             f"  (sklearn on the array: {sklearn_us:.1f} µs)"
