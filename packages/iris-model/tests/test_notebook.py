@@ -29,9 +29,16 @@ def test_committed_notebook_is_executed_and_error_free() -> None:
 
 
 @pytest.mark.slow
-def test_notebook_executes_headless(tmp_path: Path) -> None:
-    """Every cell runs in a fresh kernel of this environment (Agg backend, no display)."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [(NOTEBOOK, []), (TABULAR, [EXAMPLES / "houses.csv"])],
+    ids=["walkthrough", "tabular"],
+)
+def test_notebook_executes_headless(path: Path, data: list[Path], tmp_path: Path) -> None:
+    """Every cell runs in a fresh kernel (Agg backend, no display), beside the files it reads."""
+    for file in data:
+        shutil.copy(file, tmp_path)
+    notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
         timeout=600,
@@ -57,19 +64,3 @@ def test_tabular_notebook_is_executed_and_shows_the_schema() -> None:
     assert "kind: category ['flat', 'house', 'villa']" in text
     assert "row 0, column 'rooms': expected a whole number, got 2.5" in text
     assert not [o for cell in cells for o in cell.outputs if o.output_type == "error"]
-
-
-@pytest.mark.slow
-def test_tabular_notebook_executes_headless(tmp_path: Path) -> None:
-    """Every cell runs in a fresh kernel, beside a copy of the CSV it reads."""
-    shutil.copy(EXAMPLES / "houses.csv", tmp_path)
-    notebook = nbformat.read(TABULAR, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=600,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    outputs = [output for cell in _code_cells(notebook) for output in cell.outputs]
-    assert not [output for output in outputs if output.output_type == "error"]
