@@ -37,7 +37,7 @@ def test_ci_run_reduces_path_to_system_directories_and_its_own_venv() -> None:
     first = exports[0].split(":")
     assert first[0] == "$CI_VENV/bin"
     assert set(first[1:]) == SYSTEM_DIRS
-    assert CI_RUN.index(exports[0]) < CI_RUN.index("step "), "PATH is reduced after a step ran"
+    assert CI_RUN.index(exports[0]) < CI_RUN.index('\nstep "'), "PATH is reduced after a step ran"
 
 
 def test_ci_run_checks_every_tool_origin_before_the_readme_command() -> None:
